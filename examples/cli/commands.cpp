@@ -1,0 +1,340 @@
+#include "commands.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <optional>
+
+#include "amq/config.hpp"
+#include "amq/error.hpp"
+#include "dataset.hpp"
+#include "image_io.hpp"
+#include "model_file.hpp"
+#include "pipeline.hpp"
+#include "report.hpp"
+#include "resources.hpp"
+
+namespace amq::cli {
+namespace fs = std::filesystem;
+namespace {
+
+/// Images whose feature spread sets the absolute bucket width.
+constexpr std::size_t spread_images = 8;
+
+/// Refuses an output path whose folder does not exist or which is a folder, before any work.
+void expect_output_path(const fs::path& path, const char* what) {
+  const fs::path folder = path.parent_path().empty() ? fs::path(".") : path.parent_path();
+  std::error_code error;
+  AMQ_EXPECTS(fs::is_directory(folder, error),
+              "cannot write " << what << " " << path << ": folder " << folder
+                              << " does not exist");
+  AMQ_EXPECTS(!fs::is_directory(path, error),
+              "cannot write " << what << " " << path << ": it is a folder");
+}
+
+/// Refuses a heatmap folder that is a file or whose parent does not exist.
+void expect_heatmap_folder(const fs::path& folder) {
+  std::error_code error;
+  if (fs::exists(folder, error)) {
+    AMQ_EXPECTS(fs::is_directory(folder, error),
+                "heatmap folder " << folder << " exists and is not a folder");
+    return;
+  }
+  expect_output_path(folder, "heatmap folder");
+}
+
+/// Writes each heatmap atomically into `folder`, created if needed; called only once every
+/// image has been scored, so a failure part-way leaves no heatmaps behind.
+void write_heatmaps(const fs::path& folder,
+                    const std::vector<std::pair<std::string, std::vector<unsigned char>>>& pngs) {
+  if (folder.empty()) return;
+  fs::create_directories(folder);
+  for (const auto& [name, png] : pngs) {
+    write_file_atomically(folder / name, std::string(png.begin(), png.end()));
+  }
+}
+
+std::vector<cv::Mat> read_images(const std::vector<fs::path>& paths, std::size_t begin,
+                                 std::size_t end) {
+  std::vector<cv::Mat> images;
+  for (std::size_t i = begin; i < end; ++i) images.push_back(read_rgb_image(paths[i]));
+  return images;
+}
+
+std::vector<features::FeatureMapBuffer> extract(features::FeatureSource& source,
+                                                const std::vector<cv::Mat>& images) {
+  std::vector<features::RgbImage> views;
+  for (const cv::Mat& image : images) {
+    views.push_back({image.data, static_cast<std::size_t>(image.cols),
+                     static_cast<std::size_t>(image.rows)});
+  }
+  return source.extract_batch(views);
+}
+
+ImageScore parse_image_score(const std::string& name) {
+  if (name == "max") return ImageScore::max;
+  AMQ_EXPECTS(name == "mean", "unknown image score '" << name << "' (expected mean or max)");
+  return ImageScore::mean;
+}
+
+AnyScorer make_scorer(const ScorerParams& params, const std::string& filter) {
+  if (filter == "split-block") return AnyScorer(std::in_place_type<SplitBlockScorer>, params);
+  AMQ_EXPECTS(filter == "classic", "unknown filter '" << filter
+                                                      << "' (expected classic or split-block)");
+  return AnyScorer(std::in_place_type<ClassicScorer>, params);
+}
+
+/// Held-out images: `count` of `total`, spread evenly over the list (which is sorted by name,
+/// so every part of an acquisition series is represented).
+std::vector<bool> holdout_mask(std::size_t total, std::size_t count) {
+  std::vector<bool> held(total, false);
+  for (std::size_t j = 0; j < count; ++j) held[(2 * j + 1) * total / (2 * count)] = true;
+  return held;
+}
+
+nlohmann::json sizing_json(const SizingReport& s) {
+  return {{"images", s.images},           {"width", s.width},
+          {"height", s.height},           {"hashes", s.hashes},
+          {"total_keys", s.total_keys},   {"distinct_keys", s.distinct_keys},
+          {"paper_bits", s.paper_bits},   {"paper_probes", s.paper_probes},
+          {"fpr_bits", s.fpr_bits},       {"fpr_probes", s.fpr_probes},
+          {"rule", to_string(s.chosen)},  {"bits", s.bits},
+          {"probes", s.probes},           {"estimated_fpr", s.estimated_fpr}};
+}
+
+std::string heatmap_name(const fs::path& image, const std::string& prefix) {
+  return prefix + image.stem().string() + ".png";
+}
+
+}  // namespace
+
+void run_train(const TrainOptions& o) {
+  Stopwatch total;
+  expect_output_path(o.out, "model file");
+  AMQ_EXPECTS(!o.data.empty(), "train needs at least one --data folder");
+  AMQ_EXPECTS(!o.weights.empty(), "train needs --weights (the backbone's safetensors file)");
+  AMQ_EXPECTS(o.holdout > 0.0 && o.holdout < 1.0,
+              "--holdout must lie in (0, 1), got " << o.holdout);
+  AMQ_EXPECTS(o.batch_size > 0, "--batch-size must be positive");
+
+  std::vector<fs::path> images;
+  for (const fs::path& data : o.data) {
+    const std::vector<fs::path> found = training_images(data);
+    images.insert(images.end(), found.begin(), found.end());
+  }
+  const auto held_count = static_cast<std::size_t>(
+      std::max(1.0, std::round(o.holdout * static_cast<double>(images.size()))));
+  AMQ_EXPECTS(images.size() > held_count,
+              "training needs at least 2 normal images (one to fit, one to set the threshold), "
+              "found " << images.size());
+  const std::vector<bool> held = holdout_mask(images.size(), held_count);
+  std::vector<fs::path> fit_images;
+  std::vector<fs::path> held_images;
+  for (std::size_t i = 0; i < images.size(); ++i) {
+    (held[i] ? held_images : fit_images).push_back(images[i]);
+  }
+
+  FeatureSettings settings;
+  settings.backbone = o.backbone;
+  settings.weights = o.weights;
+  settings.options = features::default_options(features::parse_backbone(o.backbone));
+  if (!o.layers.empty()) settings.options.layers = o.layers;
+  settings.options.image_size = o.image_size;
+  settings.options.local_average = o.local_average;
+  settings.options.batch_size = o.batch_size;
+  std::unique_ptr<features::FeatureSource> source = make_source(settings);
+  std::cerr << "amq train: " << source->name() << ", " << source->width() << " x "
+            << source->height() << " x " << source->depth() << " features; fitting on "
+            << fit_images.size() << " images, " << held_images.size()
+            << " held out for the threshold\n";
+
+  // The first batch fixes the bucket width (from its feature spread), then the scorer
+  // collects every batch; only the distinct keys are kept between batches.
+  ScorerParams params;
+  params.lsh.dim = source->depth();
+  params.lsh.hashes = o.hashes;
+  params.lsh.seed = o.seed;
+  params.filter_seed = static_cast<std::uint32_t>(o.seed);
+  params.sizing = o.target_fpr > 0.0 ? SizingRule::target_fpr : SizingRule::paper;
+  params.filter_bits = o.filter_bits;
+  if (o.target_fpr > 0.0) params.target_fpr = o.target_fpr;
+  params.probes = o.probes;
+  params.image_score = parse_image_score(o.image_score);
+  double spread = 0.0;
+  std::optional<AnyScorer> scorer;
+  Stopwatch watch;
+  for (std::size_t begin = 0; begin < fit_images.size();) {
+    const std::size_t end =
+        std::min(fit_images.size(), begin + (scorer ? o.batch_size : spread_images));
+    const std::vector<features::FeatureMapBuffer> maps =
+        extract(*source, read_images(fit_images, begin, end));
+    if (!scorer) {
+      spread = projection_spread(maps);
+      params.lsh.bucket_width = static_cast<float>(
+          o.absolute_bucket_width > 0.0 ? o.absolute_bucket_width : o.bucket_width * spread);
+      std::cerr << "amq train: projection spread " << spread << ", bucket width "
+                << params.lsh.bucket_width << "\n";
+      scorer.emplace(make_scorer(params, o.filter));
+    }
+    for (const features::FeatureMapBuffer& map : maps) {
+      std::visit([&](auto& s) { s.collect(map.view()); }, *scorer);
+    }
+    begin = end;
+    std::fprintf(stderr, "amq train: %zu/%zu images (%.1f s)\n", begin, fit_images.size(),
+                 watch.elapsed_ms() / 1000.0);
+  }
+  const SizingReport sizing = std::visit([](auto& s) { return s.build(); }, *scorer);
+  std::fprintf(stderr,
+               "amq train: filter of %llu bits (%s), %u probes, %llu distinct of %llu keys, "
+               "estimated false-positive rate %.3g\n",
+               static_cast<unsigned long long>(sizing.bits), format_bytes(sizing.bits / 8).c_str(),
+               sizing.probes, static_cast<unsigned long long>(sizing.distinct_keys),
+               static_cast<unsigned long long>(sizing.total_keys), sizing.estimated_fpr);
+
+  nlohmann::json metadata;
+  metadata["format"] = "amq-cli-model";
+  metadata["version"] = std::to_string(AMQ_VERSION_MAJOR) + "." +
+                        std::to_string(AMQ_VERSION_MINOR) + "." +
+                        std::to_string(AMQ_VERSION_PATCH);
+  metadata["features"] = settings.to_json();
+  metadata["features"]["description"] = source->name();
+  metadata["features"]["width"] = source->width();
+  metadata["features"]["height"] = source->height();
+  metadata["features"]["depth"] = source->depth();
+  metadata["method"] = {{"hashes", o.hashes},
+                        {"bucket_width", params.lsh.bucket_width},
+                        {"bucket_width_in_spreads",
+                         o.absolute_bucket_width > 0.0 ? nlohmann::json(nullptr)
+                                                       : nlohmann::json(o.bucket_width)},
+                        {"projection_spread", spread},
+                        {"seed", o.seed},
+                        {"filter", o.filter},
+                        {"image_score", o.image_score},
+                        {"smooth_sigma", o.smooth_sigma}};
+  metadata["sizing"] = sizing_json(sizing);
+  metadata["training"] = {{"data", nlohmann::json::array()}, {"images", fit_images.size()}};
+  for (const fs::path& data : o.data) metadata["training"]["data"].push_back(data.string());
+
+  // The threshold comes from normal images the filter has not seen: the largest of their
+  // image scores, so that every held-out normal image is judged normal.
+  Detector detector{metadata, settings, std::move(source), std::move(*scorer), 0.0f, {},
+                    o.smooth_sigma};
+  StageTimes times;
+  std::vector<float> held_scores;
+  std::vector<float> held_pixels;
+  for (const fs::path& path : held_images) {
+    const ScoredImage scored = score_image(detector, path, times);
+    held_scores.push_back(scored.image_score);
+    held_pixels.insert(held_pixels.end(), scored.scores.begin(), scored.scores.end());
+  }
+  detector.threshold = *std::max_element(held_scores.begin(), held_scores.end());
+  std::sort(held_pixels.begin(), held_pixels.end());
+  const float typical = held_pixels[held_pixels.size() / 2];
+  metadata["threshold"] = {{"value", detector.threshold},
+                           {"rule", "largest image score of the held-out normal images"},
+                           {"holdout_images", nlohmann::json::array()},
+                           {"holdout_scores", held_scores}};
+  for (const fs::path& path : held_images) {
+    metadata["threshold"]["holdout_images"].push_back(path.string());
+  }
+  // Heatmaps colour from the median pixel score of normal images (cold) to 1 (hot).
+  metadata["heatmap"] = {{"low", std::min(typical, 0.99f)}, {"high", 1.0f}};
+
+  ModelFile model{metadata, scorer_bytes(detector.scorer)};
+  write_model_file(o.out, model);
+  std::printf("model %s: %s, threshold %.6g, trained on %zu images in %.1f s\n",
+              o.out.string().c_str(), format_bytes(fs::file_size(o.out)).c_str(),
+              detector.threshold, fit_images.size(), total.elapsed_ms() / 1000.0);
+}
+
+void run_test(const TestOptions& o) {
+  if (!o.report.empty()) expect_output_path(o.report, "report");
+  if (!o.heatmaps.empty()) expect_heatmap_folder(o.heatmaps);
+  Detector detector = load_detector(o.model, o.weights);
+  if (o.smooth_sigma >= 0.0) detector.smooth_sigma = o.smooth_sigma;
+  const std::vector<TestSample> samples = test_samples(o.data);
+  std::cerr << "amq test: " << samples.size() << " images of " << o.data << "\n";
+
+  TestReport report;
+  report.model = o.model.string();
+  report.data = o.data.string();
+  report.features = detector.source->name();
+  report.threshold = detector.threshold;
+  PixelData pixels;
+  std::vector<std::pair<std::string, std::vector<unsigned char>>> pngs;
+  Stopwatch wall;
+  for (std::size_t i = 0; i < samples.size(); ++i) {
+    const TestSample& sample = samples[i];
+    const ScoredImage scored = score_image(detector, sample.image, report.times);
+    Mask mask = sample.mask.empty()
+                    ? normal_mask(scored.image_width, scored.image_height)
+                    : read_mask(sample.mask, scored.image_width, scored.image_height);
+    const cv::Mat full(static_cast<int>(mask.height), static_cast<int>(mask.width), CV_8U,
+                       mask.pixels.data());
+    const cv::Mat region = full(scored.region).clone();
+    const std::vector<std::uint8_t> labels(region.datastart, region.dataend);
+    if (i == 0) {
+      pixels.scores.reserve(samples.size() * labels.size());
+      pixels.labels.reserve(samples.size() * labels.size());
+    }
+    pixels.append(scored.scores, labels, static_cast<std::size_t>(scored.region.width),
+                  static_cast<std::size_t>(scored.region.height));
+    report.images.push_back({sample.image.string(), sample.defect, scored.image_score,
+                             scored.image_score > detector.threshold});
+    if (!o.heatmaps.empty()) {
+      pngs.emplace_back(heatmap_name(sample.image, sample.defect + "_"),
+                        heatmap_png(detector, scored, sample.mask.empty() ? nullptr
+                                                                          : labels.data()));
+    }
+    if ((i + 1) % 10 == 0 || i + 1 == samples.size()) {
+      std::fprintf(stderr, "amq test: %zu/%zu images (%.1f s)\n", i + 1, samples.size(),
+                   wall.elapsed_ms() / 1000.0);
+    }
+  }
+  report.wall_ms = wall.elapsed_ms();
+  report.peak_rss_scoring = peak_resident_bytes();
+
+  Stopwatch evaluation;
+  report.rows = evaluate(report.images, pixels);
+  report.evaluation_ms = evaluation.elapsed_ms();
+  report.peak_rss = peak_resident_bytes();
+  report.model_bytes = fs::file_size(o.model);
+  report.filter_bytes = std::visit([](const auto& s) { return s.sizing().bits / 8; },
+                                   detector.scorer);
+  print_report(std::cout, report);
+
+  write_heatmaps(o.heatmaps, pngs);
+  if (!o.report.empty()) write_file_atomically(o.report, report_json(report).dump(2) + "\n");
+}
+
+void run_score(const ScoreOptions& o) {
+  AMQ_EXPECTS(!o.images.empty(), "score needs at least one image");
+  if (!o.heatmaps.empty()) expect_heatmap_folder(o.heatmaps);
+  Detector detector = load_detector(o.model, o.weights);
+  if (o.smooth_sigma >= 0.0) detector.smooth_sigma = o.smooth_sigma;
+
+  std::vector<std::pair<std::string, std::vector<unsigned char>>> pngs;
+  std::vector<std::string> lines;
+  StageTimes times;
+  for (std::size_t i = 0; i < o.images.size(); ++i) {
+    const ScoredImage scored = score_image(detector, o.images[i], times);
+    const bool anomalous = scored.image_score > detector.threshold;
+    char line[64];
+    std::snprintf(line, sizeof line, "  %10.6f  %s", scored.image_score,
+                  anomalous ? "anomalous" : "normal");
+    lines.push_back(o.images[i].string() + line);
+    if (!o.heatmaps.empty()) {
+      // A running number keeps images of the same name from different folders apart.
+      char prefix[32];
+      std::snprintf(prefix, sizeof prefix, "%03zu_", i);
+      pngs.emplace_back(heatmap_name(o.images[i], prefix),
+                        heatmap_png(detector, scored, nullptr));
+    }
+  }
+  std::printf("threshold %.6g (image score above it: anomalous)\n", detector.threshold);
+  for (const std::string& line : lines) std::printf("%s\n", line.c_str());
+  write_heatmaps(o.heatmaps, pngs);
+}
+
+}  // namespace amq::cli

@@ -1,0 +1,63 @@
+/// @file commands.hpp
+/// @brief The three commands of `amq`: train, test and score, with their options.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace amq::cli {
+
+/// Options of `amq train`.
+struct TrainOptions {
+  std::vector<std::filesystem::path> data;  ///< Category folders; their train/good images.
+  std::string backbone = "mobilenet_v2";    ///< Feature source.
+  std::filesystem::path weights;            ///< Backbone weights (safetensors).
+  std::vector<std::string> layers;          ///< Backbone layers; empty = its default.
+  std::size_t image_size = 224;             ///< Side of the square network input.
+  bool local_average = false;               ///< 3×3 averaging of each layer (PatchCore).
+  std::size_t hashes = 2048;                ///< G.
+  double bucket_width = 2.0;                ///< ε in multiples of the projection spread.
+  double absolute_bucket_width = 0.0;       ///< ε as is, when positive.
+  std::uint64_t filter_bits = std::uint64_t{1} << 28;  ///< M for the paper's eq. 5.
+  double target_fpr = 0.0;                  ///< When positive, size by distinct keys instead.
+  std::uint32_t probes = 0;                 ///< B override; 0 = the sizing rule's.
+  std::string filter = "classic";           ///< "classic" or "split-block".
+  std::uint64_t seed = 0;                   ///< Seed of the projection and the filter.
+  std::string image_score = "mean";         ///< "mean" (paper) or "max".
+  double holdout = 0.1;                     ///< Fraction of normal images kept out to set the
+                                            ///< threshold.
+  std::size_t batch_size = 8;               ///< Images per forward pass.
+  double smooth_sigma = 0.0;                ///< Score-map smoothing; 0 = nearest neighbour.
+  std::filesystem::path out;                ///< Model file to write.
+};
+
+/// Options of `amq test`.
+struct TestOptions {
+  std::filesystem::path model;     ///< Model file.
+  std::filesystem::path data;      ///< Category folder; its test/ and ground_truth/.
+  std::filesystem::path weights;   ///< Replaces the weights path stored in the model.
+  std::filesystem::path report;    ///< JSON report to write; empty = none.
+  std::filesystem::path heatmaps;  ///< Folder for heatmaps; empty = none.
+  double smooth_sigma = -1.0;      ///< Replaces the stored smoothing when not negative.
+};
+
+/// Options of `amq score`.
+struct ScoreOptions {
+  std::filesystem::path model;                ///< Model file.
+  std::vector<std::filesystem::path> images;  ///< Images to score.
+  std::filesystem::path weights;              ///< Replaces the stored weights path.
+  std::filesystem::path heatmaps;             ///< Folder for heatmaps; empty = none.
+  double smooth_sigma = -1.0;                 ///< Replaces the stored smoothing when not
+                                              ///< negative.
+};
+
+/// Fits a model on normal images and writes it; progress on stderr, summary on stdout.
+void run_train(const TrainOptions& options);
+/// Scores a test set, prints the metrics table and writes the report and heatmaps.
+void run_test(const TestOptions& options);
+/// Prints the image score and verdict of each image and writes their heatmaps.
+void run_score(const ScoreOptions& options);
+
+}  // namespace amq::cli
