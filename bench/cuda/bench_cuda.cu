@@ -39,14 +39,14 @@ __global__ void make_features(float* values, std::size_t n, std::uint64_t seed) 
 }
 
 void fill_keys(DeviceBuffer<std::uint64_t>& keys, std::uint64_t seed, cudaStream_t stream) {
-  make_keys<<<amq::cuda::grid_size(keys.size(), 256), 256, 0, stream>>>(keys.data(),
-                                                                         keys.size(), seed);
+  make_keys<<<amq::cuda::grid_size(keys.size(), 256), 256, 0, stream>>>(keys.data(), keys.size(),
+                                                                        seed);
   AMQ_CUDA_CHECK_LAUNCH();
 }
 
 void fill_features(DeviceBuffer<float>& values, std::uint64_t seed, cudaStream_t stream) {
-  make_features<<<amq::cuda::grid_size(values.size(), 256), 256, 0, stream>>>(
-      values.data(), values.size(), seed);
+  make_features<<<amq::cuda::grid_size(values.size(), 256), 256, 0, stream>>>(values.data(),
+                                                                              values.size(), seed);
   AMQ_CUDA_CHECK_LAUNCH();
 }
 
@@ -64,8 +64,7 @@ double device_used_mib() {
 }
 
 void report_memory(benchmark::State& state, double used_mib) {
-  state.counters["amq_peak_MiB"] =
-      static_cast<double>(amq::cuda::memory_stats().peak_bytes) / kMiB;
+  state.counters["amq_peak_MiB"] = static_cast<double>(amq::cuda::memory_stats().peak_bytes) / kMiB;
   state.counters["device_used_MiB"] = used_mib;
 }
 
@@ -106,8 +105,8 @@ void BM_Encode(benchmark::State& state) {
   state.counters["ms_per_map"] = total_ms / static_cast<double>(state.iterations());
   report_memory(state, device_used_mib());
 }
-BENCHMARK(BM_Encode)->ArgName("D")->Arg(288)->Arg(3584)->UseManualTime()->Iterations(200)
-    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Encode)->ArgName("D")->Arg(288)->Arg(3584)->UseManualTime()->Iterations(200)->Unit(
+    benchmark::kMillisecond);
 
 // Filter of 2^range(0) bytes; range(1): 0 split-block, 1 classic with B = 11 (the best B at
 // 16 bits per key) for every size, so that the sweep changes only the memory behind the probes.
@@ -117,8 +116,8 @@ void BM_Contains(benchmark::State& state) {
   const bool classic = state.range(1) == 1;
   // At most 2^27 inserted keys: large filters are filled lightly (fill is reported), which
   // keeps the set-up of an 8 GiB filter to a second.
-  const std::size_t inserted = static_cast<std::size_t>(std::min<std::uint64_t>(bits / 16,
-                                                                                1u << 27));
+  const std::size_t inserted =
+      static_cast<std::size_t>(std::min<std::uint64_t>(bits / 16, 1u << 27));
   const std::size_t queries = std::size_t{1} << 26;
   amq::cuda::reset_peak_memory();
   amq::cuda::Stream stream;
@@ -170,8 +169,7 @@ void score_benchmark(benchmark::State& state) {
   amq::cuda::reset_peak_memory();
   amq::cuda::Stream stream;
   const amq::LshEncoder<> host_encoder({dim, hashes, 4.0f, 5});
-  amq::cuda::AmqScorer<Policy> scorer(host_encoder, {std::uint64_t{1} << 30, 7, 1}, width,
-                                      height);
+  amq::cuda::AmqScorer<Policy> scorer(host_encoder, {std::uint64_t{1} << 30, 7, 1}, width, height);
   const std::size_t values = width * height * dim;
   DeviceBuffer<float> features(std::max<std::size_t>(8, batch) * values);
   DeviceBuffer<float> scores(batch * width * height);
@@ -216,8 +214,8 @@ int main(int argc, char** argv) {
     AMQ_CUDA_CHECK(cudaGetDeviceProperties(&properties, device));
     benchmark::AddCustomContext("cuda_device", properties.name);
     benchmark::AddCustomContext(
-        "cuda_memory_GiB", std::to_string(static_cast<double>(properties.totalGlobalMem) /
-                                          (1024.0 * kMiB)));
+        "cuda_memory_GiB",
+        std::to_string(static_cast<double>(properties.totalGlobalMem) / (1024.0 * kMiB)));
   } else {
     benchmark::AddCustomContext("cuda_device", "none");
   }

@@ -18,7 +18,7 @@ struct TrainOptions {
   std::size_t image_size = 224;             ///< Side of the square network input.
   bool local_average = false;               ///< 3×3 averaging of each layer (PatchCore).
   std::size_t hashes = 2048;                ///< G.
-  double bucket_width = 2.0;                ///< ε in multiples of the projection spread.
+  double bucket_width = 0.03;               ///< ε in multiples of the projection spread.
   double absolute_bucket_width = 0.0;       ///< ε as is, when positive.
   std::uint64_t filter_bits = std::uint64_t{1} << 28;  ///< M for the paper's eq. 5.
   double target_fpr = 0.0;                  ///< When positive, size by distinct keys instead.
@@ -29,7 +29,7 @@ struct TrainOptions {
   double holdout = 0.1;                     ///< Fraction of normal images kept out to set the
                                             ///< threshold.
   std::size_t batch_size = 8;               ///< Images per forward pass.
-  double smooth_sigma = 0.0;                ///< Score-map smoothing; 0 = nearest neighbour.
+  double smooth_sigma = 1.0;                ///< Score-map smoothing; 0 = nearest neighbour.
   std::filesystem::path out;                ///< Model file to write.
 };
 

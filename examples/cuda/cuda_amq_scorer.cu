@@ -75,9 +75,7 @@ std::size_t CudaAmqScorer::map_pixels() const { return impl_->map_pixels(); }
 
 std::size_t CudaAmqScorer::peak_device_bytes() const { return cuda::memory_stats().peak_bytes; }
 
-void CudaAmqScorer::score(const FeatureMap& map, float* out) {
-  impl_->score_batch(&map, 1, out);
-}
+void CudaAmqScorer::score(const FeatureMap& map, float* out) { impl_->score_batch(&map, 1, out); }
 
 std::vector<float> CudaAmqScorer::score(const FeatureMap& map) {
   std::vector<float> out(impl_->map_pixels());

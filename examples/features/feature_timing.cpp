@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <random>
 #include <string>
 #include <vector>
@@ -20,13 +21,21 @@ namespace {
 
 using namespace amq::features;
 
-double ms_per_image(FeatureSource& source, const std::vector<RgbImage>& images) {
+struct Timing {
+  double wall_ms = 0.0;  // elapsed time per image
+  double cpu_ms = 0.0;   // processor time of all threads per image: the work, not the waiting
+};
+
+Timing time_per_image(FeatureSource& source, const std::vector<RgbImage>& images) {
   source.extract_batch({images.front()});  // warm-up: first-call allocations
+  const std::clock_t cpu_start = std::clock();
   const auto start = std::chrono::steady_clock::now();
   const std::vector<FeatureMapBuffer> maps = source.extract_batch(images);
   const std::chrono::duration<double, std::milli> elapsed =
       std::chrono::steady_clock::now() - start;
-  return elapsed.count() / static_cast<double>(maps.size());
+  const double cpu = 1000.0 * static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC;
+  const auto count = static_cast<double>(maps.size());
+  return {elapsed.count() / count, cpu / count};
 }
 
 }  // namespace
@@ -56,8 +65,8 @@ int main(int argc, char** argv) {
   try {
     std::printf("%zu images per run, threads %d (0 = OpenMP's count)\n", image_count, threads);
     std::printf(
-        "| backbone | feature map | batch | threads | ms per image |\n"
-        "|---|---|---|---|---|\n");
+        "| backbone | feature map | batch | threads | wall ms / image | CPU ms / image |\n"
+        "|---|---|---|---|---:|---:|\n");
     for (const Backbone backbone : {Backbone::mobilenet_v2, Backbone::wide_resnet50_2}) {
       for (const std::size_t batch : batch_sizes) {
         FeatureOptions options = default_options(backbone);
@@ -65,11 +74,11 @@ int main(int argc, char** argv) {
         options.threads = threads;
         const std::string weights = backbone == Backbone::mobilenet_v2 ? mobilenet_weights : "";
         auto source = make_feature_source(backbone, weights, options);
-        const double ms = ms_per_image(*source, images);
-        std::printf("| %s | %zux%zux%zu | %zu | %d | %.1f |\n",
+        const Timing timing = time_per_image(*source, images);
+        std::printf("| %s | %zux%zux%zu | %zu | %d | %.1f | %.1f |\n",
                     backbone == Backbone::mobilenet_v2 ? "mobilenet_v2" : "wide_resnet50_2",
                     source->width(), source->height(), source->depth(), batch,
-                    at::get_num_threads(), ms);
+                    at::get_num_threads(), timing.wall_ms, timing.cpu_ms);
         std::fflush(stdout);
       }
     }

@@ -1,7 +1,8 @@
 // Which MobileNetV2 layers make a good feature map? Trains an AmqScorer on one MVTec AD
 // category for several layer sets, with and without the 3×3 local average, and prints image and
 // pixel AUROC. The candidate layers are extracted once per setting and sliced by channel.
-// Usage: amq_layer_study MOBILENET_WEIGHTS CATEGORY_DIR [HASHES]
+// Usage: amq_layer_study MOBILENET_WEIGHTS CATEGORY_DIR [HASHES] [BUCKET_WIDTHS...]
+// Bucket widths are in units of the training features' spread (default 0.5 1 2).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -105,12 +106,16 @@ double spread(const std::vector<std::vector<float>>& maps, std::size_t depth) {
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: %s MOBILENET_WEIGHTS CATEGORY_DIR [HASHES]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s MOBILENET_WEIGHTS CATEGORY_DIR [HASHES] [WIDTHS...]\n",
+                 argv[0]);
     return 2;
   }
   const std::string weights = argv[1];
   const fs::path category = argv[2];
   const std::size_t hashes = argc > 3 ? std::strtoul(argv[3], nullptr, 10) : 1024;
+  std::vector<double> widths;
+  for (int i = 4; i < argc; ++i) widths.push_back(std::strtod(argv[i], nullptr));
+  if (widths.empty()) widths = {0.5, 1.0, 2.0};
 
   try {
     std::vector<cv::Mat> train;
@@ -138,6 +143,7 @@ int main(int argc, char** argv) {
         {"features.6", "features.13", "features.16"},
         {"features.6", "features.13"},
         {"features.6", "features.13", "features.17"},
+        {"features.6", "features.13", "features.16", "features.17"},
         {"features.6"}};
     std::printf("| layers | D | local average | ε / spread | image AUROC | pixel AUROC |\n");
     std::printf("|---|---|---|---|---|---|\n");
@@ -173,7 +179,7 @@ int main(int argc, char** argv) {
         for (const auto& map : test_maps) test_data.push_back(slice(map, ranges));
         const double s = spread(train_data, depth);
 
-        for (const double factor : {0.5, 1.0, 2.0}) {
+        for (const double factor : widths) {
           amq::ScorerParams params;
           params.lsh.dim = depth;
           params.lsh.hashes = hashes;
@@ -198,7 +204,7 @@ int main(int argc, char** argv) {
             pixel_scores.insert(pixel_scores.end(), upsampled.begin(), upsampled.end());
             pixel_labels.insert(pixel_labels.end(), test[i].mask.begin(), test[i].mask.end());
           }
-          std::printf("| %s | %zu | %s | %.1f | %.3f | %.3f |\n", name.c_str(), depth,
+          std::printf("| %s | %zu | %s | %.2f | %.3f | %.3f |\n", name.c_str(), depth,
                       local_average ? "yes" : "no", factor, amq::auroc(image_scores, image_labels),
                       amq::auroc(pixel_scores, pixel_labels));
           std::fflush(stdout);

@@ -14,6 +14,8 @@
 #include "amq/hashing.hpp"
 #include "amq/lsh_encoder.hpp"
 #include "amq/metrics.hpp"
+#include "amq/multi_radius_scorer.hpp"
 #include "amq/random.hpp"
 #include "amq/score_map.hpp"
 #include "amq/serialization.hpp"
+#include "amq/structured_projection.hpp"

@@ -29,6 +29,7 @@
 #include "amq/lsh_encoder.hpp"
 #include "amq/score_map.hpp"
 #include "amq/serialization.hpp"
+#include "amq/structured_projection.hpp"
 
 namespace amq {
 
@@ -72,6 +73,10 @@ struct ScorerParams {
   std::uint32_t filter_seed = 0;
   /// How the score map becomes one image score.
   ImageScore image_score = ImageScore::mean;
+  /// K, codes per key (AND-concatenation): the G codes of a pixel form G/K keys, one per table
+  /// of K consecutive hash functions (make_table_key), and the pixel score is
+  /// s = 1 − found tables / (G/K). K = 1 is the paper; K must divide G.
+  std::uint32_t codes_per_key = 1;
 };
 
 /// The figures behind the filter's size: what training saw, what each sizing rule asks for,
@@ -81,7 +86,7 @@ struct SizingReport {
   std::uint64_t width = 0;                ///< W, feature-map width.
   std::uint64_t height = 0;               ///< H, feature-map height.
   std::uint64_t hashes = 0;               ///< G, hash functions per pixel.
-  std::uint64_t total_keys = 0;           ///< N·W·H·G, keys inserted with repeats.
+  std::uint64_t total_keys = 0;           ///< N·W·H·G/K, keys inserted with repeats.
   std::uint64_t distinct_keys = 0;        ///< Distinct keys among those collected before build.
   std::uint64_t paper_bits = 0;           ///< The paper's M (as given).
   std::uint32_t paper_probes = 0;         ///< The paper's B, eq. 5 (0 when M is not given).
@@ -126,11 +131,17 @@ struct EncoderFormat<LshEncoder<DenseProjection>> {
   static constexpr std::uint32_t id = 1;
   static constexpr const char* name = "dense Gaussian projection";
 };
+template <>
+struct EncoderFormat<LshEncoder<StructuredProjection>> {
+  static constexpr std::uint32_t id = 2;
+  static constexpr const char* name = "structured Walsh-Hadamard projection";
+};
 
 /// Magic bytes at the start of every model file.
 constexpr char model_magic[8] = {'A', 'M', 'Q', 'M', 'O', 'D', 'E', 'L'};
-/// The model format version this library writes and reads.
-constexpr std::uint32_t model_version = 1;
+/// The newest model format version this library writes and reads. Version 2 adds the codes
+/// per key K; a model with K = 1 is written as version 1, byte for byte as before.
+constexpr std::uint32_t model_version = 2;
 
 }  // namespace detail
 
@@ -151,10 +162,11 @@ class AmqScorer {
     expect_map(map, report_.images == 0);
     const std::vector<std::int32_t> codes = encoder_.encode(map.matrix());
     const std::size_t g = encoder_.hashes();
+    const std::uint32_t k = params_.codes_per_key;
     for (std::size_t p = 0; p < map.pixels(); ++p) {
       const std::int32_t* row = codes.data() + p * g;
-      for (std::size_t k = 0; k < g; ++k) {
-        keys_.insert(make_key(static_cast<std::uint32_t>(k), row[k]));
+      for (std::size_t t = 0; t < tables(); ++t) {
+        keys_.insert(make_table_key(static_cast<std::uint32_t>(t), row + t * k, k));
       }
     }
     count_inserted(map);
@@ -215,10 +227,14 @@ class AmqScorer {
     AMQ_EXPECTS(filter_, "add needs a built filter: call fit or build first");
     expect_map(map, false);
     const std::vector<std::int32_t> codes = encoder_.encode(map.matrix());
-    std::vector<std::uint64_t> keys(codes.size());
     const std::size_t g = encoder_.hashes();
-    for (std::size_t i = 0; i < codes.size(); ++i) {
-      keys[i] = make_key(static_cast<std::uint32_t>(i % g), codes[i]);
+    const std::uint32_t k = params_.codes_per_key;
+    std::vector<std::uint64_t> keys(map.pixels() * tables());
+    for (std::size_t p = 0; p < map.pixels(); ++p) {
+      for (std::size_t t = 0; t < tables(); ++t) {
+        keys[p * tables() + t] =
+            make_table_key(static_cast<std::uint32_t>(t), codes.data() + p * g + t * k, k);
+      }
     }
     filter_->add(keys.data(), keys.size());
     count_inserted(map);
@@ -226,27 +242,31 @@ class AmqScorer {
   }
 
   /// Writes the W · H pixel scores of `map` to `out`: s = 1 − (1/G) Σ_k E_k, the paper's eq. 6,
-  /// where E_k says whether key k of the pixel is in the filter. OpenMP across pixels.
+  /// where E_k says whether key k of the pixel is in the filter (with K codes per key: the
+  /// G/K table keys, s = 1 − found/(G/K)). OpenMP across pixels.
   void score(const FeatureMap& map, float* out) const {
     AMQ_EXPECTS(filter_, "score needs a trained model: call fit or build first");
     AMQ_EXPECTS(out != nullptr, "score map output is null");
     expect_map(map, false);
     const std::vector<std::int32_t> codes = encoder_.encode(map.matrix());
     const std::size_t g = encoder_.hashes();
+    const std::size_t t_count = tables();
+    const std::uint32_t k = params_.codes_per_key;
     const auto pixels = static_cast<std::ptrdiff_t>(map.pixels());
     const Filter& filter = *filter_;
 
 #pragma omp parallel
     {
-      std::vector<std::uint64_t> keys(g);
+      std::vector<std::uint64_t> keys(t_count);
 #pragma omp for schedule(static)
       for (std::ptrdiff_t p = 0; p < pixels; ++p) {
         const std::int32_t* row = codes.data() + static_cast<std::size_t>(p) * g;
-        for (std::size_t k = 0; k < g; ++k) {
-          keys[k] = make_key(static_cast<std::uint32_t>(k), row[k]);
+        for (std::size_t t = 0; t < t_count; ++t) {
+          keys[t] = make_table_key(static_cast<std::uint32_t>(t), row + t * k, k);
         }
-        const std::size_t found = filter.count(keys.data(), g);
-        out[p] = static_cast<float>(1.0 - static_cast<double>(found) / static_cast<double>(g));
+        const std::size_t found = filter.count(keys.data(), t_count);
+        out[p] = static_cast<float>(1.0 - static_cast<double>(found) /
+                                              static_cast<double>(t_count));
       }
     }
   }
@@ -301,6 +321,10 @@ class AmqScorer {
   const SizingReport& sizing() const { return report_; }
   /// The encoder (projection and bucket width).
   const Encoder& encoder() const { return encoder_; }
+  /// Throws amq::Error naming the first parameter of `params` that AmqScorer refuses.
+  static void check_params(const ScorerParams& params) { checked(params); }
+  /// G/K, the keys (tables) per pixel.
+  std::size_t tables() const { return encoder_.hashes() / params_.codes_per_key; }
   /// The built filter. Throws amq::Error before build.
   const Filter& filter() const {
     AMQ_EXPECTS(filter_, "the filter is not built yet");
@@ -320,7 +344,7 @@ class AmqScorer {
     AMQ_EXPECTS(filter_, "save needs a trained model: call fit or build first");
     ByteWriter out;
     out.bytes(detail::model_magic, sizeof detail::model_magic);
-    out.u32(detail::model_version);
+    out.u32(params_.codes_per_key == 1 ? 1 : detail::model_version);
     write_parameters(out);
     write_report(out);
     out.f32_array(encoder_.directions());
@@ -346,8 +370,9 @@ class AmqScorer {
     check_envelope(data, size, in);
     // The fields lie between the envelope's head and its checksum; offsets stay file offsets.
     ByteReader body(data, size - 8, name);
-    body.skip(in.position());
-    return read_model(body);
+    body.skip(sizeof detail::model_magic);
+    const std::uint32_t version = body.u32("format version");
+    return read_model(body, version);
   }
 
  private:
@@ -366,6 +391,9 @@ class AmqScorer {
         "target false-positive rate must be in (0, 1), got " << params.target_fpr);
     AMQ_EXPECTS(params.image_score == ImageScore::mean || params.image_score == ImageScore::max,
                 "unknown image-score rule " << static_cast<std::uint32_t>(params.image_score));
+    AMQ_EXPECTS(params.codes_per_key >= 1 && params.lsh.hashes % params.codes_per_key == 0,
+                "codes per key K must be at least 1 and divide G = "
+                    << params.lsh.hashes << ", got K = " << params.codes_per_key);
     return params;
   }
 
@@ -390,7 +418,7 @@ class AmqScorer {
     report_.height = map.height;
     report_.hashes = encoder_.hashes();
     report_.images += 1;
-    report_.total_keys += map.pixels() * encoder_.hashes();
+    report_.total_keys += map.pixels() * tables();
   }
 
   void insert_collected() {
@@ -422,6 +450,7 @@ class AmqScorer {
     out.u64(params_.filter_bits);
     out.f64(params_.target_fpr);
     out.u32(params_.probes);
+    if (params_.codes_per_key != 1) out.u32(params_.codes_per_key);
   }
 
   void write_report(ByteWriter& out) const {
@@ -451,8 +480,8 @@ class AmqScorer {
       in.fail("not an amq model file (bad magic bytes)");
     }
     const std::uint32_t version = in.u32("format version");
-    if (version != detail::model_version) {
-      in.fail("format version " + std::to_string(version) + ", this library reads version " +
+    if (version < 1 || version > detail::model_version) {
+      in.fail("format version " + std::to_string(version) + ", this library reads versions 1 to " +
               std::to_string(detail::model_version));
     }
     const std::size_t body_end = size - 8;
@@ -465,7 +494,7 @@ class AmqScorer {
     }
   }
 
-  static AmqScorer read_model(ByteReader& in) {
+  static AmqScorer read_model(ByteReader& in, std::uint32_t version) {
     ScorerParams params;
     const std::uint32_t encoder_id = in.u32("encoder kind");
     if (encoder_id != detail::EncoderFormat<Encoder>::id) {
@@ -496,6 +525,10 @@ class AmqScorer {
     params.filter_bits = in.u64("paper filter bits");
     params.target_fpr = in.f64("target false-positive rate");
     params.probes = in.u32("probe override");
+    if (version >= 2) {
+      params.codes_per_key = in.u32("codes per key K");
+      if (params.codes_per_key == 1) in.fail("version 2 is written only for codes per key K > 1");
+    }
     try {
       checked(params);
     } catch (const Error& error) {

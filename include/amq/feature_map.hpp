@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstddef>
+#include <type_traits>
 
 #include "amq/error.hpp"
 
@@ -21,8 +22,11 @@ struct MatrixView {
   /// The first element of row `r`.
   T* row(std::size_t r) const { return data + r * cols; }
   std::size_t size() const { return rows * cols; }
-  /// A view of the same elements as const.
-  operator MatrixView<const T>() const { return {data, rows, cols}; }
+  /// A view of the same elements as const (only for views of mutable elements).
+  template <class U = T, class = std::enable_if_t<!std::is_const_v<U>>>
+  operator MatrixView<const U>() const {
+    return {data, rows, cols};
+  }
 };
 
 /// A feature map: `width` × `height` pixels of `depth` channels, stored pixel by pixel

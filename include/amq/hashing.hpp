@@ -16,6 +16,15 @@ AMQ_HOST_DEVICE constexpr std::uint64_t make_key(std::uint32_t k, std::int32_t c
   return (static_cast<std::uint64_t>(k) << 32) | static_cast<std::uint32_t>(code);
 }
 
+/// The key of LSH table `table` under AND-concatenation: the K = `codes_per_key` codes
+/// codes[0 .. K) of hash functions table·K … table·K + K − 1 form one key, found only when all
+/// K codes match. K = 1 is the paper's key, make_key(table, codes[0]), bit for bit. For K > 1
+/// the codes are chained through MurmurHash3's finaliser (a bijection on 64 bits), so two
+/// different K-tuples of one or two tables share a key with probability about 2^-64.
+AMQ_HOST_DEVICE constexpr std::uint64_t make_table_key(std::uint32_t table,
+                                                       const std::int32_t* codes,
+                                                       std::uint32_t codes_per_key);
+
 /// The 128-bit result of MurmurHash3 x64_128 as two 64-bit halves (h1 first).
 struct Hash128 {
   std::uint64_t h1;  ///< First 64 bits of the digest.
@@ -55,6 +64,16 @@ AMQ_HOST_DEVICE inline std::uint64_t mul_high64(std::uint64_t a, std::uint64_t b
 }
 
 }  // namespace detail
+
+AMQ_HOST_DEVICE constexpr std::uint64_t make_table_key(std::uint32_t table,
+                                                       const std::int32_t* codes,
+                                                       std::uint32_t codes_per_key) {
+  std::uint64_t key = make_key(table, codes[0]);
+  for (std::uint32_t i = 1; i < codes_per_key; ++i) {
+    key = detail::murmur3_fmix64(key) ^ static_cast<std::uint32_t>(codes[i]);
+  }
+  return key;
+}
 
 /// MurmurHash3 x64_128 of the 8 little-endian bytes of `key` with a 32-bit `seed`; equal to
 /// the reference algorithm run on an 8-byte buffer. An 8-byte input is only the tail block,

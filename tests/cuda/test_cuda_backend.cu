@@ -89,9 +89,9 @@ double gamma(std::size_t d) {
 
 struct CodeComparison {
   std::size_t compared = 0;
-  std::size_t differing = 0;         // GPU code != CPU code
-  std::size_t unexplained = 0;       // differing by more than one, or far from a bucket edge
-  std::size_t projection_beyond = 0; // |GPU w·x − exact w·x| > γ_D Σ|w x|
+  std::size_t differing = 0;          // GPU code != CPU code
+  std::size_t unexplained = 0;        // differing by more than one, or far from a bucket edge
+  std::size_t projection_beyond = 0;  // |GPU w·x − exact w·x| > γ_D Σ|w x|
 };
 
 // Compares GPU codes with the CPU's. A difference is explained when it is one bucket and the
@@ -237,7 +237,9 @@ TEST_CASE("failed CUDA and cuBLAS calls become amq::Error with the call and the 
 TEST_CASE("without a device, the CUDA classes throw amq::Error" * doctest::skip(has_gpu)) {
   const std::string message = error_of([] { amq::cuda::LshEncoder encoder({16, 32, 1.0f, 0}); });
   CHECK(contains(message, "amq::cuda::LshEncoder needs a CUDA device"));
-  CHECK(contains(error_of([] { amq::cuda::BloomFilter<> filter({1024, 3, 0}); }),
+  CHECK(contains(error_of([] {
+                   amq::cuda::BloomFilter<> filter({1024, 3, 0});
+                 }),
                  "amq::cuda::BloomFilter needs a CUDA device"));
   CHECK(contains(error_of([] { amq::cuda::DistinctKeys keys; }), "needs a CUDA device"));
   CHECK(amq::cuda::memory_stats().current_bytes == 0);
@@ -271,8 +273,7 @@ TEST_CASE("split-block filter: identical words and answers on CPU and GPU" *
   check_filter_equality<amq::SplitBlockBloom>({std::uint64_t{1} << 22, 8, 9});
 }
 
-TEST_CASE("classic filter: identical words and answers on CPU and GPU" *
-          doctest::skip(!has_gpu)) {
+TEST_CASE("classic filter: identical words and answers on CPU and GPU" * doctest::skip(!has_gpu)) {
   check_filter_equality<amq::ClassicBloom>({4000037, 6, 9});
   check_filter_equality<amq::ClassicBloom>({std::uint64_t{1} << 21, 1, 2});
 }
@@ -305,8 +306,7 @@ TEST_CASE("GPU codes equal CPU codes except within rounding of a bucket edge" *
     CAPTURE(c.dim);
     const amq::LshEncoder<> host({c.dim, c.hashes, c.bucket_width, 99});
     amq::cuda::LshEncoder device(host);
-    const std::vector<float> features =
-        gaussian_features(c.pixels * c.dim, c.dim, c.feature_scale);
+    const std::vector<float> features = gaussian_features(c.pixels * c.dim, c.dim, c.feature_scale);
     const CodeComparison result = compare_codes(host, device, features, c.pixels);
     MESSAGE("D = " << c.dim << ": " << result.differing << " of " << result.compared
                    << " codes differ from the CPU's");

@@ -105,8 +105,7 @@ void check_scores_match_cpu_scorer() {
   for (const std::vector<float>* values : {&storage.front(), &storage.back()}) {
     const amq::FeatureMap map{values->data(), 6, 5, 16};
     const std::vector<float> expected = scorer.score(map);
-    const std::vector<float> actual =
-        score_by_device_logic<decltype(scorer), Policy>(scorer, map);
+    const std::vector<float> actual = score_by_device_logic<decltype(scorer), Policy>(scorer, map);
     REQUIRE(actual.size() == expected.size());
     for (std::size_t p = 0; p < expected.size(); ++p) {
       CAPTURE(p);
@@ -174,8 +173,8 @@ TEST_CASE("projected_key refuses codes outside int32 and NaN") {
   std::uint64_t key = 42;
   CHECK_FALSE(amq::cuda::projected_key(3.0e9f, 0.0f, 1.0f, 0, key));
   CHECK_FALSE(amq::cuda::projected_key(-3.0e9f, 0.0f, 1.0f, 0, key));
-  CHECK_FALSE(amq::cuda::projected_key(std::numeric_limits<float>::quiet_NaN(), 0.0f, 1.0f, 0,
-                                       key));
+  CHECK_FALSE(
+      amq::cuda::projected_key(std::numeric_limits<float>::quiet_NaN(), 0.0f, 1.0f, 0, key));
   CHECK_FALSE(amq::cuda::projected_key(1.0f, 0.0f, 1e-30f, 0, key));
   CHECK(key == 42);
   REQUIRE(amq::cuda::projected_key(-2.5f, 0.25f, 1.0f, 7, key));

@@ -33,8 +33,8 @@ inline constexpr unsigned kScoreThreads = 256;
 template <class Policy, unsigned Threads>
 __global__ void __launch_bounds__(Threads)
     score_kernel(const float* projected, const float* offsets, float bucket_width,
-                 std::uint32_t hashes, std::size_t pixels, FilterRef<Policy> filter,
-                 float* scores, unsigned* status) {
+                 std::uint32_t hashes, std::size_t pixels, FilterRef<Policy> filter, float* scores,
+                 unsigned* status) {
   using Reduce = cub::BlockReduce<std::uint32_t, Threads>;
   __shared__ typename Reduce::TempStorage reduce_storage;
   for (std::size_t p = blockIdx.x; p < pixels; p += gridDim.x) {
@@ -70,10 +70,9 @@ __global__ void __launch_bounds__(Threads)
       atomicOr(status, DeviceStatus::kCodeOutOfRange);
       continue;
     }
-    ProbeWords<Policy>::for_each(params, Policy::locate(params, key),
-                                 [words](std::uint64_t word, std::uint32_t mask) {
-                                   atomicOr(words + word, mask);
-                                 });
+    ProbeWords<Policy>::for_each(
+        params, Policy::locate(params, key),
+        [words](std::uint64_t word, std::uint32_t mask) { atomicOr(words + word, mask); });
   }
 }
 
@@ -98,8 +97,8 @@ class AmqScorer {
 
   /// A scorer with the projection of `encoder` and an empty filter of `filter_params`, for maps
   /// of `width` × `height` pixels: train it on the device with add.
-  AmqScorer(const amq::LshEncoder<>& encoder, const BloomParams& filter_params,
-            std::size_t width, std::size_t height)
+  AmqScorer(const amq::LshEncoder<>& encoder, const BloomParams& filter_params, std::size_t width,
+            std::size_t height)
       : encoder_(encoder), filter_(filter_params), width_(width), height_(height) {
     AMQ_EXPECTS(width > 0 && height > 0,
                 "feature maps must have pixels, got " << width << " x " << height);
@@ -124,8 +123,8 @@ class AmqScorer {
       detail::score_kernel<Policy, detail::kScoreThreads>
           <<<blocks, detail::kScoreThreads, 0, stream>>>(
               workspace_.data(), encoder_.offsets(), encoder_.params().bucket_width,
-              static_cast<std::uint32_t>(encoder_.hashes()), pixels, filter_.ref(),
-              scores + first, status_.get());
+              static_cast<std::uint32_t>(encoder_.hashes()), pixels, filter_.ref(), scores + first,
+              status_.get());
       AMQ_CUDA_CHECK_LAUNCH();
     });
   }
@@ -184,9 +183,9 @@ class AmqScorer {
 
   void expect_map(const FeatureMap& map) const {
     AMQ_EXPECTS(map.data != nullptr, "feature map data is null");
-    AMQ_EXPECTS(map.depth == encoder_.dim(), "feature map depth D = "
-                                                 << map.depth << " differs from the model's D = "
-                                                 << encoder_.dim());
+    AMQ_EXPECTS(map.depth == encoder_.dim(),
+                "feature map depth D = " << map.depth
+                                         << " differs from the model's D = " << encoder_.dim());
     AMQ_EXPECTS(map.width == width_ && map.height == height_,
                 "feature map is " << map.width << " x " << map.height
                                   << " pixels, the model's maps are " << width_ << " x "
@@ -213,8 +212,7 @@ class AmqScorer {
     workspace_.reserve_discard(std::min(chunk, total) * encoder_.hashes());
     for (std::size_t first = 0; first < total; first += chunk) {
       const std::size_t pixels = std::min(chunk, total - first);
-      encoder_.project_async(features + first * encoder_.dim(), pixels, workspace_.data(),
-                             stream);
+      encoder_.project_async(features + first * encoder_.dim(), pixels, workspace_.data(), stream);
       step(first, pixels);
     }
   }

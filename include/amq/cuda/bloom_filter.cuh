@@ -44,10 +44,9 @@ __global__ void __launch_bounds__(Threads)
                     std::size_t n) {
   for (std::size_t i = blockIdx.x * std::size_t{Threads} + threadIdx.x; i < n;
        i += std::size_t{gridDim.x} * Threads) {
-    ProbeWords<Policy>::for_each(params, Policy::locate(params, keys[i]),
-                                 [words](std::uint64_t word, std::uint32_t mask) {
-                                   atomicOr(words + word, mask);
-                                 });
+    ProbeWords<Policy>::for_each(
+        params, Policy::locate(params, keys[i]),
+        [words](std::uint64_t word, std::uint32_t mask) { atomicOr(words + word, mask); });
   }
 }
 
@@ -120,8 +119,8 @@ class BloomFilter {
   void add_async(const std::uint64_t* keys, std::size_t n, cudaStream_t stream) {
     if (n == 0) return;
     detail::add_keys_kernel<Policy, detail::kThreads>
-        <<<grid_size(n, detail::kThreads), detail::kThreads, 0, stream>>>(words_.data(),
-                                                                          params_, keys, n);
+        <<<grid_size(n, detail::kThreads), detail::kThreads, 0, stream>>>(words_.data(), params_,
+                                                                          keys, n);
     AMQ_CUDA_CHECK_LAUNCH();
   }
 

@@ -56,23 +56,23 @@ inline void expect_device(const char* what) {
 
 /// Throws amq::Error naming the call, the CUDA error and the source location unless the
 /// runtime call returns cudaSuccess.
-#define AMQ_CUDA_CHECK(call)                                                       \
-  do {                                                                             \
-    const cudaError_t amq_status_ = (call);                                        \
-    if (amq_status_ != cudaSuccess) {                                              \
-      (void)cudaGetLastError();                                                    \
+#define AMQ_CUDA_CHECK(call)                                                         \
+  do {                                                                               \
+    const cudaError_t amq_status_ = (call);                                          \
+    if (amq_status_ != cudaSuccess) {                                                \
+      (void)cudaGetLastError();                                                      \
       ::amq::cuda::detail::throw_cuda_error(amq_status_, #call, __FILE__, __LINE__); \
-    }                                                                              \
+    }                                                                                \
   } while (false)
 
 /// Checks that the kernel launched just before it was accepted (bad configuration, no device).
 #define AMQ_CUDA_CHECK_LAUNCH() AMQ_CUDA_CHECK(cudaGetLastError())
 
 /// Throws amq::Error unless the cuBLAS call returns CUBLAS_STATUS_SUCCESS.
-#define AMQ_CUBLAS_CHECK(call)                                                       \
-  do {                                                                               \
-    const cublasStatus_t amq_status_ = (call);                                       \
-    if (amq_status_ != CUBLAS_STATUS_SUCCESS) {                                      \
+#define AMQ_CUBLAS_CHECK(call)                                                         \
+  do {                                                                                 \
+    const cublasStatus_t amq_status_ = (call);                                         \
+    if (amq_status_ != CUBLAS_STATUS_SUCCESS) {                                        \
       ::amq::cuda::detail::throw_cublas_error(amq_status_, #call, __FILE__, __LINE__); \
-    }                                                                                \
+    }                                                                                  \
   } while (false)

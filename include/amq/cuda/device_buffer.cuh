@@ -149,8 +149,8 @@ class DeviceBuffer {
     const cudaError_t status = cudaMalloc(&memory, count * sizeof(T));
     if (status != cudaSuccess) {
       (void)cudaGetLastError();
-      AMQ_FAIL("cannot allocate " << count * sizeof(T) << " bytes of device memory: "
-                                  << cudaGetErrorName(status) << " ("
+      AMQ_FAIL("cannot allocate " << count * sizeof(T)
+                                  << " bytes of device memory: " << cudaGetErrorName(status) << " ("
                                   << cudaGetErrorString(status) << ')');
     }
     data_ = static_cast<T*>(memory);
@@ -276,8 +276,8 @@ class DeviceStatus {
   /// last check. The word is cleared either way.
   void check(cudaStream_t stream, const char* what) {
     unsigned bits = 0;
-    AMQ_CUDA_CHECK(cudaMemcpyAsync(&bits, word_.data(), sizeof bits, cudaMemcpyDeviceToHost,
-                                   stream));
+    AMQ_CUDA_CHECK(
+        cudaMemcpyAsync(&bits, word_.data(), sizeof bits, cudaMemcpyDeviceToHost, stream));
     AMQ_CUDA_CHECK(cudaStreamSynchronize(stream));
     if (bits != 0) {
       AMQ_CUDA_CHECK(cudaMemsetAsync(word_.data(), 0, sizeof(unsigned), stream));

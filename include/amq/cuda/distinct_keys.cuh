@@ -41,8 +41,8 @@ class DistinctKeys {
 
     // Ask each algorithm for its scratch size first (null storage), then run all three.
     std::size_t sort_bytes = 0, merge_bytes = 0, unique_bytes = 0;
-    AMQ_CUDA_CHECK(cub::DeviceRadixSort::SortKeys(nullptr, sort_bytes, keys, sorted_.data(), n,
-                                                  0, 64, stream));
+    AMQ_CUDA_CHECK(cub::DeviceRadixSort::SortKeys(nullptr, sort_bytes, keys, sorted_.data(), n, 0,
+                                                  64, stream));
     AMQ_CUDA_CHECK(cub::DeviceMerge::MergeKeys(nullptr, merge_bytes, keys_.data(), size64,
                                                sorted_.data(), n64, merged_.data(),
                                                ::cuda::std::less<>{}, stream));
@@ -55,16 +55,16 @@ class DistinctKeys {
     AMQ_CUDA_CHECK(cub::DeviceRadixSort::SortKeys(scratch_.data(), scratch_bytes, keys,
                                                   sorted_.data(), n, 0, 64, stream));
     scratch_bytes = scratch_.size();
-    AMQ_CUDA_CHECK(cub::DeviceMerge::MergeKeys(scratch_.data(), scratch_bytes, keys_.data(),
-                                               size64, sorted_.data(), n64, merged_.data(),
+    AMQ_CUDA_CHECK(cub::DeviceMerge::MergeKeys(scratch_.data(), scratch_bytes, keys_.data(), size64,
+                                               sorted_.data(), n64, merged_.data(),
                                                ::cuda::std::less<>{}, stream));
     scratch_bytes = scratch_.size();
     AMQ_CUDA_CHECK(cub::DeviceSelect::Unique(scratch_.data(), scratch_bytes, merged_.data(),
                                              next_.data(), count_.data(), merged64, stream));
 
     std::int64_t distinct = 0;
-    AMQ_CUDA_CHECK(cudaMemcpyAsync(&distinct, count_.data(), sizeof distinct,
-                                   cudaMemcpyDeviceToHost, stream));
+    AMQ_CUDA_CHECK(
+        cudaMemcpyAsync(&distinct, count_.data(), sizeof distinct, cudaMemcpyDeviceToHost, stream));
     AMQ_CUDA_CHECK(cudaStreamSynchronize(stream));
     std::swap(keys_, next_);
     size_ = static_cast<std::size_t>(distinct);

@@ -91,8 +91,8 @@ class LshEncoder {
     const int g = static_cast<int>(hashes()), d = static_cast<int>(dim());
     AMQ_CUBLAS_CHECK(cublasSetStream(cublas_.get(), stream));
     AMQ_CUBLAS_CHECK(cublasSgemm(cublas_.get(), CUBLAS_OP_T, CUBLAS_OP_N, g,
-                                 static_cast<int>(pixels), d, &one, directions_.data(), d,
-                                 features, d, &zero, projected, g));
+                                 static_cast<int>(pixels), d, &one, directions_.data(), d, features,
+                                 d, &zero, projected, g));
   }
 
   /// codes (P × G, device) of features (P × D, device), queued on `stream`. A code outside
@@ -151,15 +151,16 @@ class LshEncoder {
   // Runs before any device allocation, so that a machine without a GPU gets this message.
   static LshParams checked(const LshParams& params) {
     expect_device("amq::cuda::LshEncoder");
-    AMQ_EXPECTS(params.dim <= INT_MAX && params.hashes <= INT_MAX,
-                "cuBLAS sizes must fit in int, got D = " << params.dim << ", G = "
-                                                         << params.hashes);
+    AMQ_EXPECTS(
+        params.dim <= INT_MAX && params.hashes <= INT_MAX,
+        "cuBLAS sizes must fit in int, got D = " << params.dim << ", G = " << params.hashes);
     return params;
   }
 
   void check_shapes(MatrixView<const float> features, std::size_t code_rows,
                     std::size_t code_cols) const {
-    AMQ_EXPECTS(features.cols == dim(), "feature matrix has " << features.cols
+    AMQ_EXPECTS(features.cols == dim(), "feature matrix has "
+                                            << features.cols
                                             << " channels, the encoder expects D = " << dim());
     AMQ_EXPECTS(code_rows == features.rows && code_cols == hashes(),
                 "code matrix is " << code_rows << " x " << code_cols << ", expected "
