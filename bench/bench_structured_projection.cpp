@@ -68,8 +68,7 @@ void BM_StructuredProject(benchmark::State& state) {
   const std::vector<float>& features = features_for(dim);
   std::vector<float> projected(kPixels * kHashes);
   for (auto _ : state) {
-    projection.project({features.data(), kPixels, dim}, {projected.data(), kPixels, kHashes},
-                       avx2);
+    projection.project({features.data(), kPixels, dim}, {projected.data(), kPixels, kHashes}, avx2);
     benchmark::DoNotOptimize(projected.data());
   }
   state.counters["D"] = static_cast<double>(dim);
@@ -78,9 +77,19 @@ void BM_StructuredProject(benchmark::State& state) {
 }  // namespace
 
 BENCHMARK_TEMPLATE(BM_Encode, amq::DenseProjection)
-    ->Arg(288)->Arg(3584)->Unit(benchmark::kMillisecond)->UseRealTime();
+    ->Arg(288)
+    ->Arg(3584)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK_TEMPLATE(BM_Encode, amq::StructuredProjection)
-    ->Arg(288)->Arg(3584)->Unit(benchmark::kMillisecond)->UseRealTime();
+    ->Arg(288)
+    ->Arg(3584)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK(BM_StructuredProject)
-    ->Args({288, 0})->Args({288, 1})->Args({3584, 0})->Args({3584, 1})
-    ->Unit(benchmark::kMillisecond)->UseRealTime();
+    ->Args({288, 0})
+    ->Args({288, 1})
+    ->Args({3584, 0})
+    ->Args({3584, 1})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();

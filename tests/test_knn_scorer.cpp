@@ -104,7 +104,7 @@ KnnParams small_params(IndexKind kind) {
   KnnParams p;
   p.index = kind;
   p.nlist = 32;
-  p.pq_m = 16;      // 2 channels per sub-quantiser
+  p.pq_m = 16;     // 2 channels per sub-quantiser
   p.pq_nbits = 6;  // 64 centroids per sub-space: trains on a few thousand rows
   p.nprobe = 8;
   return p;
@@ -214,8 +214,7 @@ TEST_CASE("IVFPQ scores follow the exact scores on clustered data") {
     var_a += (approx[i] - mean_a) * (approx[i] - mean_a);
   }
   const double correlation = cov / std::sqrt(var_t * var_a);
-  MESSAGE("IVFPQ vs exact: correlation " << correlation << ", mean relative error "
-                                         << rel_error);
+  MESSAGE("IVFPQ vs exact: correlation " << correlation << ", mean relative error " << rel_error);
   CHECK(correlation >= 0.8);
   CHECK(rel_error <= 0.25);
 }
@@ -318,13 +317,12 @@ TEST_CASE("a corrupt or truncated model file is refused with the reason") {
   length[length_at + 5] = 0x7f;
   CHECK_THROWS_WITH_AS(load(length), doctest::Contains("truncated"), amq::Error);
 
-  CHECK_THROWS_WITH_AS(KnnScorer::load(temp_path("missing.knn")),
-                       doctest::Contains("cannot open"), amq::Error);
+  CHECK_THROWS_WITH_AS(KnnScorer::load(temp_path("missing.knn")), doctest::Contains("cannot open"),
+                       amq::Error);
 }
 
 TEST_CASE("bad arguments are refused with the value") {
-  CHECK_THROWS_WITH_AS(amq::knn::parse_index_kind("lsh"), doctest::Contains("'lsh'"),
-                       amq::Error);
+  CHECK_THROWS_WITH_AS(amq::knn::parse_index_kind("lsh"), doctest::Contains("'lsh'"), amq::Error);
   CHECK(amq::knn::parse_index_kind("ivfpq") == IndexKind::ivfpq);
   KnnParams bad;
   bad.nprobe = 2000;
@@ -339,8 +337,7 @@ TEST_CASE("bad arguments are refused with the value") {
 
   scorer.collect(train.map(0));
   const MapSet other_depth = gaussian_maps(1, 8, 13);
-  CHECK_THROWS_WITH_AS(scorer.collect(other_depth.map(0)), doctest::Contains("D = 8"),
-                       amq::Error);
+  CHECK_THROWS_WITH_AS(scorer.collect(other_depth.map(0)), doctest::Contains("D = 8"), amq::Error);
   MapSet nan = gaussian_maps(1, 16, 14);
   nan.data[5] = std::nanf("");
   CHECK_THROWS_WITH_AS(scorer.collect(nan.map(0)), doctest::Contains("non-finite"), amq::Error);
@@ -424,7 +421,7 @@ TEST_CASE("projected greedy coreset covers better than a random subset of the sa
   std::vector<std::size_t> sorted = picked;
   std::sort(sorted.begin(), sorted.end());
   CHECK(std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end());  // distinct rows
-  CHECK(amq::knn::greedy_coreset(features, params) == picked);               // seeded
+  CHECK(amq::knn::greedy_coreset(features, params) == picked);              // seeded
 
   const double greedy = amq::knn::coverage_radius(features, picked);
   std::mt19937 rng(18);

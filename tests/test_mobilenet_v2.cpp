@@ -324,27 +324,27 @@ TEST_CASE("MobileNetV2 feature source: pixel-major layout of the chosen layers")
   FeatureOptions options = default_options(Backbone::mobilenet_v2);
   options.batch_size = 2;
   auto source = make_feature_source(Backbone::mobilenet_v2, weights_path, options);
-  CHECK(source->depth() == 288);
+  CHECK(source->depth() == 448);
   CHECK(source->width() == 28);
   CHECK(source->height() == 28);
   CHECK_FALSE(source->random_weights());
 
   const FeatureMapBuffer map = source->extract(image);
-  REQUIRE(map.data.size() == 28 * 28 * 288);
+  REQUIRE(map.data.size() == 28 * 28 * 448);
   CHECK(map.view().pixels() == 28 * 28);
 
-  // The same numbers by hand: features.6 as is, features.13 and .16 resized to 28×28.
+  // The same numbers by hand: features.6 as is, features.13 and .17 resized to 28×28.
   const MobileNetV2 network(weights_path);
   const at::Tensor input = preprocess({image}, options, Normalisation::symmetric_unit);
-  const std::vector<at::Tensor> outputs = network.forward(input, 16);
+  const std::vector<at::Tensor> outputs = network.forward(input, 17);
   const at::Tensor layer13 = at::upsample_bilinear2d(outputs[13], {28, 28}, false);
-  const at::Tensor layer16 = at::upsample_bilinear2d(outputs[16], {28, 28}, false);
+  const at::Tensor layer17 = at::upsample_bilinear2d(outputs[17], {28, 28}, false);
   for (const auto& [y, x] : {std::pair<int, int>{0, 0}, {3, 17}, {27, 27}, {14, 0}}) {
-    const float* pixel = map.data.data() + (static_cast<std::size_t>(y) * 28 + x) * 288;
+    const float* pixel = map.data.data() + (static_cast<std::size_t>(y) * 28 + x) * 448;
     CHECK(pixel[0] == doctest::Approx(outputs[6][0][0][y][x].item<float>()).epsilon(1e-5));
     CHECK(pixel[31] == doctest::Approx(outputs[6][0][31][y][x].item<float>()).epsilon(1e-5));
     CHECK(pixel[32 + 50] == doctest::Approx(layer13[0][50][y][x].item<float>()).epsilon(1e-5));
-    CHECK(pixel[128 + 159] == doctest::Approx(layer16[0][159][y][x].item<float>()).epsilon(1e-5));
+    CHECK(pixel[128 + 319] == doctest::Approx(layer17[0][319][y][x].item<float>()).epsilon(1e-5));
   }
 
   // Batches of two give the same maps as one image at a time.

@@ -160,6 +160,7 @@ void run_train(const TrainOptions& o) {
   params.filter_bits = o.filter_bits;
   if (o.target_fpr > 0.0) params.target_fpr = o.target_fpr;
   params.probes = o.probes;
+  params.codes_per_key = o.codes_per_key;
   params.image_score = parse_image_score(o.image_score);
   double spread = 0.0;
   std::optional<AnyScorer> scorer;
@@ -209,6 +210,7 @@ void run_train(const TrainOptions& o) {
                                                        : nlohmann::json(o.bucket_width)},
                         {"projection_spread", spread},
                         {"seed", o.seed},
+                        {"codes_per_key", o.codes_per_key},
                         {"filter", o.filter},
                         {"image_score", o.image_score},
                         {"smooth_sigma", o.smooth_sigma}};
@@ -229,8 +231,7 @@ void run_train(const TrainOptions& o) {
     held_pixels.insert(held_pixels.end(), scored.scores.begin(), scored.scores.end());
   }
   detector.threshold = *std::max_element(held_scores.begin(), held_scores.end());
-  std::sort(held_pixels.begin(), held_pixels.end());
-  const float typical = held_pixels[held_pixels.size() / 2];
+  const float normal_peak = *std::max_element(held_pixels.begin(), held_pixels.end());
   metadata["threshold"] = {{"value", detector.threshold},
                            {"rule", "largest image score of the held-out normal images"},
                            {"holdout_images", nlohmann::json::array()},
@@ -238,8 +239,11 @@ void run_train(const TrainOptions& o) {
   for (const fs::path& path : held_images) {
     metadata["threshold"]["holdout_images"].push_back(path.string());
   }
-  // Heatmaps colour from the median pixel score of normal images (cold) to 1 (hot).
-  metadata["heatmap"] = {{"low", std::min(typical, 0.99f)}, {"high", 1.0f}};
+  // Heatmaps are cold up to the largest pixel score of the held-out normal images and hot from
+  // twice that (or one missed code of G) or the image's own peak, whichever is larger.
+  metadata["heatmap"] = {
+      {"low", normal_peak},
+      {"high", std::max(2.0f * normal_peak, 1.0f / static_cast<float>(o.hashes))}};
 
   ModelFile model{metadata, scorer_bytes(detector.scorer)};
   write_model_file(o.out, model);

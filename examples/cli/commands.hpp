@@ -23,6 +23,7 @@ struct TrainOptions {
   std::uint64_t filter_bits = std::uint64_t{1} << 28;  ///< M for the paper's eq. 5.
   double target_fpr = 0.0;                  ///< When positive, size by distinct keys instead.
   std::uint32_t probes = 0;                 ///< B override; 0 = the sizing rule's.
+  std::uint32_t codes_per_key = 1;          ///< K, codes per key (AND); 1 = the paper.
   std::string filter = "classic";           ///< "classic" or "split-block".
   std::uint64_t seed = 0;                   ///< Seed of the projection and the filter.
   std::string image_score = "mean";         ///< "mean" (paper) or "max".

@@ -37,8 +37,8 @@ std::vector<fs::path> list_images(const fs::path& folder) {
 std::vector<fs::path> training_images(const fs::path& data) {
   expect_folder(data, "data folder");
   const fs::path good = data / "train" / good_defect;
-  AMQ_EXPECTS(fs::is_directory(good), "data folder " << data << " has no train/good folder (" << good
-                                          << "); expected the MVTec AD layout");
+  AMQ_EXPECTS(fs::is_directory(good), "data folder " << data << " has no train/good folder ("
+                                                     << good << "); expected the MVTec AD layout");
   return list_images(good);
 }
 

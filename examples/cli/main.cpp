@@ -49,6 +49,10 @@ int main(int argc, char** argv) {
                    "Size the filter for this false-positive rate from the distinct keys")
       ->excludes(bits);
   train_command->add_option("--probes", train.probes, "Probe count B (default: by the sizing)");
+  train_command
+      ->add_option("--codes-per-key,-K", train.codes_per_key,
+                   "K codes per key (AND-concatenation, G/K keys per pixel); 1 = the paper")
+      ->capture_default_str();
   train_command->add_option("--filter", train.filter, "Bloom filter layout")
       ->check(CLI::IsMember({"classic", "split-block"}))
       ->capture_default_str();

@@ -1,5 +1,6 @@
 #include "pipeline.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <tuple>
@@ -251,7 +252,9 @@ ScoredImage score_image(Detector& detector, const fs::path& path, StageTimes& ti
 
 std::vector<unsigned char> heatmap_png(const Detector& detector, const ScoredImage& image,
                                        const std::uint8_t* mask) {
-  return encode_png(render_heatmap(image.rgb, image.scores.data(), mask, detector.style));
+  HeatmapStyle style = detector.style;
+  style.high = std::max(style.high, *std::max_element(image.scores.begin(), image.scores.end()));
+  return encode_png(render_heatmap(image.rgb, image.scores.data(), mask, style));
 }
 
 }  // namespace amq::cli

@@ -104,7 +104,8 @@ std::vector<float> score_feature_map(const AnyScorer& scorer, const FeatureMap& 
 ScoredImage score_image(Detector& detector, const std::filesystem::path& path,
                         StageTimes& times);
 
-/// A heatmap as PNG bytes, with the defect outlined when `mask` (region-sized) is not null.
+/// A heatmap as PNG bytes, with the defect outlined when `mask` (region-sized) is not null. The
+/// colours span the model's heatmap range, stretched up to the image's largest score.
 std::vector<unsigned char> heatmap_png(const Detector& detector, const ScoredImage& image,
                                        const std::uint8_t* mask);
 

@@ -20,8 +20,8 @@ void pixel_metrics(const PixelData& pixels, const std::vector<std::size_t>& memb
   std::size_t total = 0;
   for (const std::size_t i : members) {
     const std::size_t size = pixels.widths[i] * pixels.heights[i];
-    maps.push_back({pixels.scores.data() + pixels.offsets[i], pixels.labels.data() + pixels.offsets[i],
-                    pixels.widths[i], pixels.heights[i]});
+    maps.push_back({pixels.scores.data() + pixels.offsets[i],
+                    pixels.labels.data() + pixels.offsets[i], pixels.widths[i], pixels.heights[i]});
     total += size;
   }
 

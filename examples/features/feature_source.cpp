@@ -160,7 +160,7 @@ FeatureMapBuffer FeatureSource::extract(const RgbImage& image) {
 FeatureOptions default_options(Backbone backbone) {
   FeatureOptions options;
   if (backbone == Backbone::mobilenet_v2) {
-    options.layers = {"features.6", "features.13", "features.16"};
+    options.layers = {"features.6", "features.13", "features.17"};
     options.framing = Framing::full_image;
   } else {
     options.layers = {"layer2", "layer3", "layer4"};

@@ -45,7 +45,7 @@ struct ImageRegion {
 
 /// The pretrained networks a feature source can run.
 enum class Backbone {
-  mobilenet_v2,    ///< MobileNetV2 1.0 (TF-slim ImageNet weights), D = 288 by default.
+  mobilenet_v2,    ///< MobileNetV2 1.0 (TF-slim ImageNet weights), D = 448 by default.
   wide_resnet50_2  ///< Wide ResNet-50-2 (torchvision layout), stages 2–4, D = 3584.
 };
 

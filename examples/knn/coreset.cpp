@@ -63,9 +63,9 @@ float squared_distance(const float* a, const float* b, std::size_t n) {
 
 std::vector<std::size_t> greedy_coreset(MatrixView<const float> features,
                                         const CoresetParams& params) {
-  AMQ_EXPECTS(features.rows > 0 && features.cols > 0,
-              "coreset needs a non-empty feature matrix, got " << features.rows << " x "
-                                                               << features.cols);
+  AMQ_EXPECTS(
+      features.rows > 0 && features.cols > 0,
+      "coreset needs a non-empty feature matrix, got " << features.rows << " x " << features.cols);
   AMQ_EXPECTS(params.ratio > 0.0 && params.ratio <= 1.0,
               "coreset ratio must lie in (0, 1], got " << params.ratio);
   const std::size_t rows = features.rows;
@@ -150,8 +150,7 @@ std::vector<std::size_t> greedy_coreset(MatrixView<const float> features,
   return selected;
 }
 
-double coverage_radius(MatrixView<const float> features,
-                       const std::vector<std::size_t>& selected) {
+double coverage_radius(MatrixView<const float> features, const std::vector<std::size_t>& selected) {
   AMQ_EXPECTS(!selected.empty(), "coverage radius needs at least one selected row");
   for (std::size_t s : selected) {
     AMQ_EXPECTS(s < features.rows, "selected row " << s << " is outside the " << features.rows

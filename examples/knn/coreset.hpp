@@ -35,7 +35,6 @@ std::vector<std::size_t> greedy_coreset(MatrixView<const float> features,
 
 /// The coverage radius of a selection: the largest L2 distance from any row to its nearest
 /// selected row (exact, on the features themselves).
-double coverage_radius(MatrixView<const float> features,
-                       const std::vector<std::size_t>& selected);
+double coverage_radius(MatrixView<const float> features, const std::vector<std::size_t>& selected);
 
 }  // namespace amq::knn

@@ -106,8 +106,8 @@ class ModelReader {
   void bytes(void* data, std::size_t n, const char* field) {
     in_.read(static_cast<char*>(data), static_cast<std::streamsize>(n));
     AMQ_EXPECTS(in_.gcount() == static_cast<std::streamsize>(n),
-                "kNN model file is truncated: it ends inside the " << field << " (read "
-                    << in_.gcount() << " of " << n << " bytes)");
+                "kNN model file is truncated: it ends inside the "
+                    << field << " (read " << in_.gcount() << " of " << n << " bytes)");
     checksum_.update(static_cast<const std::uint8_t*>(data), n);
   }
   std::uint32_t u32(const char* field) {
@@ -152,14 +152,14 @@ class ModelReader {
 };
 
 void check_params(const KnnParams& p) {
-  AMQ_EXPECTS(p.index == IndexKind::flat || p.index == IndexKind::hnsw ||
-                  p.index == IndexKind::ivfpq,
-              "unknown index kind " << static_cast<std::uint32_t>(p.index));
+  AMQ_EXPECTS(
+      p.index == IndexKind::flat || p.index == IndexKind::hnsw || p.index == IndexKind::ivfpq,
+      "unknown index kind " << static_cast<std::uint32_t>(p.index));
   AMQ_EXPECTS(p.image_score == ImageScore::max || p.image_score == ImageScore::mean,
               "unknown image score kind " << static_cast<std::uint32_t>(p.image_score));
   AMQ_EXPECTS(p.hnsw_m >= 2, "HNSW M must be at least 2, got " << p.hnsw_m);
-  AMQ_EXPECTS(p.ef_construction >= 1, "HNSW efConstruction must be positive, got "
-                                          << p.ef_construction);
+  AMQ_EXPECTS(p.ef_construction >= 1,
+              "HNSW efConstruction must be positive, got " << p.ef_construction);
   AMQ_EXPECTS(p.ef_search >= 1, "HNSW efSearch must be positive, got " << p.ef_search);
   AMQ_EXPECTS(p.nlist >= 1, "IVFPQ nlist must be positive, got " << p.nlist);
   AMQ_EXPECTS(p.pq_m >= 1, "IVFPQ m must be positive, got " << p.pq_m);
@@ -167,8 +167,8 @@ void check_params(const KnnParams& p) {
               "IVFPQ nbits must lie in [1, 16], got " << p.pq_nbits);
   AMQ_EXPECTS(p.nprobe >= 1 && p.nprobe <= p.nlist,
               "IVFPQ nprobe must lie in [1, nlist = " << p.nlist << "], got " << p.nprobe);
-  AMQ_EXPECTS(p.train_sample >= 1, "IVFPQ training sample must be positive, got "
-                                       << p.train_sample);
+  AMQ_EXPECTS(p.train_sample >= 1,
+              "IVFPQ training sample must be positive, got " << p.train_sample);
   AMQ_EXPECTS(p.coreset.ratio > 0.0 && p.coreset.ratio <= 1.0,
               "coreset ratio must lie in (0, 1], got " << p.coreset.ratio);
 }
@@ -202,9 +202,12 @@ std::vector<float> gather_rows(const std::vector<float>& bank, std::size_t depth
 
 std::string to_string(IndexKind kind) {
   switch (kind) {
-    case IndexKind::flat: return "flat";
-    case IndexKind::hnsw: return "hnsw";
-    case IndexKind::ivfpq: return "ivfpq";
+    case IndexKind::flat:
+      return "flat";
+    case IndexKind::hnsw:
+      return "hnsw";
+    case IndexKind::ivfpq:
+      return "ivfpq";
   }
   AMQ_FAIL("unknown index kind " << static_cast<std::uint32_t>(kind));
 }
@@ -223,12 +226,12 @@ KnnScorer& KnnScorer::operator=(KnnScorer&&) noexcept = default;
 
 void KnnScorer::expect_map(const FeatureMap& map, const char* what) const {
   AMQ_EXPECTS(map.data != nullptr, what << " has no data");
-  AMQ_EXPECTS(map.pixels() > 0, what << " has no pixels (" << map.width << " x " << map.height
-                                     << ")");
+  AMQ_EXPECTS(map.pixels() > 0,
+              what << " has no pixels (" << map.width << " x " << map.height << ")");
   AMQ_EXPECTS(map.depth > 0, what << " has depth 0");
   if (depth_ > 0) {
-    AMQ_EXPECTS(map.depth == depth_, what << " has depth D = " << map.depth
-                                          << ", the memory bank has D = " << depth_);
+    AMQ_EXPECTS(map.depth == depth_,
+                what << " has depth D = " << map.depth << ", the memory bank has D = " << depth_);
     AMQ_EXPECTS(map.width == width_ && map.height == height_,
                 what << " is " << map.width << " x " << map.height << " pixels, the training maps"
                      << " are " << width_ << " x " << height_);
@@ -273,25 +276,23 @@ void KnnScorer::build() {
     AMQ_EXPECTS(d % static_cast<std::size_t>(params_.pq_m) == 0,
                 "IVFPQ m = " << params_.pq_m << " must divide the depth D = " << d);
     const std::size_t sample = std::min(params_.train_sample, rows);
-    const std::size_t needed =
-        std::max<std::size_t>(static_cast<std::size_t>(params_.nlist),
-                              std::size_t{1} << params_.pq_nbits);
-    AMQ_EXPECTS(sample >= needed, "IVFPQ training needs at least " << needed
+    const std::size_t needed = std::max<std::size_t>(static_cast<std::size_t>(params_.nlist),
+                                                     std::size_t{1} << params_.pq_nbits);
+    AMQ_EXPECTS(sample >= needed, "IVFPQ training needs at least "
+                                      << needed
                                       << " rows (nlist and 2^nbits centroids), the memory bank "
                                       << "gives " << sample);
-    auto ivfpq = std::make_unique<faiss::IndexIVFPQ>(new faiss::IndexFlatL2(di), d,
-                                                     static_cast<std::size_t>(params_.nlist),
-                                                     static_cast<std::size_t>(params_.pq_m),
-                                                     static_cast<std::size_t>(params_.pq_nbits));
+    auto ivfpq = std::make_unique<faiss::IndexIVFPQ>(
+        new faiss::IndexFlatL2(di), d, static_cast<std::size_t>(params_.nlist),
+        static_cast<std::size_t>(params_.pq_m), static_cast<std::size_t>(params_.pq_nbits));
     ivfpq->own_fields = true;
-    const std::vector<float> training = gather_rows(bank_, d, sample_rows(rows, sample,
-                                                                          params_.seed));
+    const std::vector<float> training =
+        gather_rows(bank_, d, sample_rows(rows, sample, params_.seed));
     faiss_call("train the IVFPQ index",
                [&] { ivfpq->train(static_cast<FaissId>(sample), training.data()); });
     index = std::move(ivfpq);
   }
-  faiss_call("add the memory bank",
-             [&] { index->add(static_cast<FaissId>(rows), bank_.data()); });
+  faiss_call("add the memory bank", [&] { index->add(static_cast<FaissId>(rows), bank_.data()); });
 
   index_ = std::move(index);
   configure_search();
@@ -338,9 +339,8 @@ void KnnScorer::score(const FeatureMap& map, float* out) const {
 
   const std::size_t n = map.pixels();
   std::vector<FaissId> nearest(n);
-  faiss_call("search the memory bank", [&] {
-    index_->search(static_cast<FaissId>(n), map.data, 1, out, nearest.data());
-  });
+  faiss_call("search the memory bank",
+             [&] { index_->search(static_cast<FaissId>(n), map.data, 1, out, nearest.data()); });
   // Faiss returns squared L2 distances; PatchCore's score is the distance itself. Rounding
   // in the expanded ||x||^2 + ||y||^2 - 2 x.y form can dip just below zero.
   for (std::size_t i = 0; i < n; ++i) out[i] = std::sqrt(std::max(out[i], 0.0f));
@@ -440,8 +440,8 @@ KnnScorer KnnScorer::load(std::istream& in) {
   AMQ_EXPECTS(std::memcmp(magic, kMagic, sizeof kMagic) == 0,
               "not a kNN model file: the magic bytes do not read AMQ-KNN");
   const std::uint32_t version = r.u32("format version");
-  AMQ_EXPECTS(version == kFormatVersion, "kNN model format version " << version
-                                             << " is not supported (this build reads "
+  AMQ_EXPECTS(version == kFormatVersion, "kNN model format version "
+                                             << version << " is not supported (this build reads "
                                              << kFormatVersion << ")");
   KnnParams p;
   const std::uint32_t kind = r.u32("index kind");
@@ -472,12 +472,13 @@ KnnScorer KnnScorer::load(std::istream& in) {
   const std::uint64_t computed = r.checksum();
   const std::uint64_t stored = r.u64("checksum");
   AMQ_EXPECTS(stored == computed, "kNN model file is corrupt: checksum " << std::hex << stored
-                                      << " stored, " << computed << " computed");
+                                                                         << " stored, " << computed
+                                                                         << " computed");
 
   // The checksum matched, so a mismatch below means a file written by another program.
-  AMQ_EXPECTS(depth > 0 && width > 0 && height > 0,
-              "kNN model file has an empty feature map shape " << width << " x " << height
-                                                              << " x " << depth);
+  AMQ_EXPECTS(depth > 0 && width > 0 && height > 0, "kNN model file has an empty feature map shape "
+                                                        << width << " x " << height << " x "
+                                                        << depth);
   KnnScorer scorer(p);
   faiss::VectorIOReader reader;
   reader.data = std::move(payload);
@@ -489,13 +490,13 @@ KnnScorer KnnScorer::load(std::istream& in) {
       (p.index == IndexKind::flat && dynamic_cast<const faiss::IndexFlatL2*>(index)) ||
       (p.index == IndexKind::hnsw && dynamic_cast<const faiss::IndexHNSWFlat*>(index)) ||
       (p.index == IndexKind::ivfpq && dynamic_cast<const faiss::IndexIVFPQ*>(index));
-  AMQ_EXPECTS(kind_matches, "kNN model file header says " << to_string(p.index)
-                                << " but holds another kind of Faiss index");
+  AMQ_EXPECTS(kind_matches, "kNN model file header says "
+                                << to_string(p.index) << " but holds another kind of Faiss index");
   AMQ_EXPECTS(static_cast<std::uint64_t>(index->d) == depth,
               "kNN model file header says depth " << depth << ", its index has " << index->d);
-  AMQ_EXPECTS(static_cast<std::uint64_t>(index->ntotal) == count,
-              "kNN model file header says " << count << " features, its index has "
-                                            << index->ntotal);
+  AMQ_EXPECTS(
+      static_cast<std::uint64_t>(index->ntotal) == count,
+      "kNN model file header says " << count << " features, its index has " << index->ntotal);
   scorer.depth_ = static_cast<std::size_t>(depth);
   scorer.width_ = static_cast<std::size_t>(width);
   scorer.height_ = static_cast<std::size_t>(height);

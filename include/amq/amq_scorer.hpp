@@ -178,7 +178,8 @@ class AmqScorer {
     AMQ_EXPECTS(!filter_, "build called twice: the filter is already built");
     AMQ_EXPECTS(report_.images > 0, "build needs at least one collected feature map");
 
-    report_.distinct_keys = keys_.size();
+    // A shard of a distributed fit (build(totals)) has set the count over all shards already.
+    report_.distinct_keys = std::max<std::uint64_t>(report_.distinct_keys, keys_.size());
     report_.paper_bits = params_.filter_bits;
     report_.paper_probes =
         params_.filter_bits > 0 ? paper_probe_count(params_.filter_bits, report_.total_keys) : 0;
@@ -204,6 +205,52 @@ class AmqScorer {
     keys_.clear();
     report_.estimated_fpr = filter_->estimated_fpr();
     return report_;
+  }
+
+  /// Builds this scorer as one shard of a fit split over several scorers (processes or
+  /// machines). The filter is sized from `totals`, the figures of all shards together (images
+  /// N, width W, height H, total_keys, distinct_keys), so every shard gets the M and B of one
+  /// fit on all maps; then this shard's collected keys are inserted. Uniting the shards'
+  /// filters (unite) gives that single fit's filter bit for bit. A shard may hold no map.
+  const SizingReport& build(const SizingReport& totals) {
+    AMQ_EXPECTS(!filter_, "build called twice: the filter is already built");
+    AMQ_EXPECTS(totals.images > 0 && totals.width > 0 && totals.height > 0,
+                "shard totals of " << totals.images << " maps of " << totals.width << " x "
+                                   << totals.height << " pixels: need at least one map");
+    AMQ_EXPECTS(report_.images == 0 ||
+                    (totals.width == report_.width && totals.height == report_.height),
+                "shard totals for maps of " << totals.width << " x " << totals.height
+                                            << " pixels, this shard's maps are " << report_.width
+                                            << " x " << report_.height);
+    AMQ_EXPECTS(totals.total_keys == totals.images * totals.width * totals.height * tables(),
+                "shard totals of " << totals.total_keys << " keys, expected N·W·H·G/K = "
+                                   << totals.images * totals.width * totals.height * tables());
+    AMQ_EXPECTS(totals.images >= report_.images && totals.distinct_keys >= keys_.size(),
+                "shard totals (" << totals.images << " maps, " << totals.distinct_keys
+                                 << " distinct keys) below this shard's own (" << report_.images
+                                 << " maps, " << keys_.size() << " distinct keys)");
+    report_.images = totals.images;
+    report_.width = totals.width;
+    report_.height = totals.height;
+    report_.hashes = encoder_.hashes();
+    report_.total_keys = totals.total_keys;
+    report_.distinct_keys = totals.distinct_keys;
+    return build();
+  }
+
+  /// ORs `other` into the built filter: the filter of both key sets (e.g. of two shards built
+  /// with build(totals)). Throws amq::Error unless both have the same M, B and seed.
+  void unite(const Filter& other) {
+    AMQ_EXPECTS(filter_, "unite needs a built filter: call build first");
+    filter_->merge(other);
+    report_.estimated_fpr = filter_->estimated_fpr();
+  }
+
+  /// Calls `visit(key)` once for each distinct key collected since construction, before build
+  /// (in no particular order); a distributed fit counts the distinct keys of all shards so.
+  template <class Visit>
+  void for_each_collected_key(Visit&& visit) const {
+    keys_.for_each(std::forward<Visit>(visit));
   }
 
   /// Collects every map, then builds: the whole training in one call. Sizes and depths of
@@ -246,8 +293,8 @@ class AmqScorer {
   /// G/K table keys, s = 1 − found/(G/K)). OpenMP across pixels.
   void score(const FeatureMap& map, float* out) const {
     AMQ_EXPECTS(filter_, "score needs a trained model: call fit or build first");
-    AMQ_EXPECTS(out != nullptr, "score map output is null");
     expect_map(map, false);
+    AMQ_EXPECTS(out != nullptr, "score map output is null");
     const std::vector<std::int32_t> codes = encoder_.encode(map.matrix());
     const std::size_t g = encoder_.hashes();
     const std::size_t t_count = tables();
@@ -386,6 +433,8 @@ class AmqScorer {
                 "unknown sizing rule " << static_cast<std::uint32_t>(params.sizing));
     AMQ_EXPECTS(params.sizing != SizingRule::paper || params.filter_bits > 0,
                 "the paper's sizing rule needs filter_bits M > 0, got " << params.filter_bits);
+    // A filter that cannot be allocated is refused now, not after the whole training.
+    if (params.sizing == SizingRule::paper) detail::expect_filter_fits(params.filter_bits);
     AMQ_EXPECTS(
         std::isfinite(params.target_fpr) && params.target_fpr > 0.0 && params.target_fpr < 1.0,
         "target false-positive rate must be in (0, 1), got " << params.target_fpr);
@@ -403,6 +452,9 @@ class AmqScorer {
     AMQ_EXPECTS(map.depth == encoder_.dim(),
                 "feature map depth D = " << map.depth
                                          << " differs from the model's D = " << encoder_.dim());
+    AMQ_EXPECTS(map.width == 0 || map.height <= SIZE_MAX / map.width / map.depth,
+                "feature map of " << map.width << " x " << map.height << " x " << map.depth
+                                  << " floats overflows the address space");
     AMQ_EXPECTS(map.pixels() > 0,
                 "feature map has no pixels (" << map.width << " x " << map.height << ")");
     if (!first) {

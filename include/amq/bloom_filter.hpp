@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <new>
 #include <type_traits>
 #include <vector>
 
@@ -34,7 +35,7 @@ class BloomFilter {
   /// M up to a multiple of 256 and sets B = 8 (see params()).
   explicit BloomFilter(const BloomParams& params)
       : params_(Policy::normalized(params)),
-        words_(Policy::word_count(params_), 0),
+        words_(allocate_words(params_)),
         prefetch_(size_bytes() > kPrefetchBytes) {}
 
   /// The parameters in effect (after the policy's rounding).
@@ -136,6 +137,18 @@ class BloomFilter {
   static constexpr std::size_t kChunk = 4096;
   /// Filters up to this size stay in a core's L2 cache, where prefetching only costs time.
   static constexpr std::size_t kPrefetchBytes = std::size_t{1} << 20;
+
+  // A filter larger than the machine's memory is refused with its size rather than ending the
+  // process in the allocator (or, with overcommit, at the first probe).
+  static Words allocate_words(const BloomParams& params) {
+    detail::expect_filter_fits(params.bits);
+    try {
+      return Words(Policy::word_count(params), 0);
+    } catch (const std::bad_alloc&) {
+      AMQ_FAIL("cannot allocate a Bloom filter of " << params.bits << " bits ("
+                                                    << params.bits / 8 << " bytes)");
+    }
+  }
 
   std::uint64_t set_bits() const {
     std::uint64_t total = 0;

@@ -16,6 +16,10 @@
 #include <limits>
 #include <ostream>
 
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
+#endif
+
 #include "amq/config.hpp"
 #include "amq/error.hpp"
 #include "amq/hashing.hpp"
@@ -46,6 +50,29 @@ namespace detail {
 /// Largest filter accepted: 2^46 bits (8 TiB), far above any machine here, low enough that
 /// probe arithmetic on bit positions cannot overflow.
 inline constexpr std::uint64_t kMaxFilterBits = std::uint64_t{1} << 46;
+
+/// Bytes of physical memory of this machine; 0 where the system does not say.
+inline std::uint64_t physical_memory_bytes() {
+#if defined(__unix__) || defined(__APPLE__)
+  const long pages = ::sysconf(_SC_PHYS_PAGES);
+  const long page_size = ::sysconf(_SC_PAGESIZE);
+  if (pages > 0 && page_size > 0) {
+    return static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page_size);
+  }
+#endif
+  return 0;
+}
+
+/// Refuses a filter of `bits` that exceeds 2^46 bits or the machine's physical memory: such a
+/// request is a wrong M (or a target FPR far too small), and it is named before any training
+/// time is spent or any allocation is tried.
+inline void expect_filter_fits(std::uint64_t bits) {
+  AMQ_EXPECTS(bits <= kMaxFilterBits, "filter size M must be at most 2^46 bits, got " << bits);
+  const std::uint64_t memory = physical_memory_bytes();
+  AMQ_EXPECTS(memory == 0 || bits / 8 <= memory,
+              "a filter of M = " << bits << " bits needs " << bits / 8 << " bytes, more than the "
+                                 << memory << " bytes of physical memory");
+}
 
 /// Keys handled per batch by bulk add and contains: located and prefetched first, probed
 /// second, so up to this many keys' cache misses are in flight at once.

@@ -164,6 +164,9 @@ inline double au_pro(const std::vector<ScoreMapView>& maps, double max_fpr = 0.3
   std::vector<std::uint32_t> labels;
   for (std::size_t m = 0; m < maps.size(); ++m) {
     const ScoreMapView& map = maps[m];
+    AMQ_EXPECTS(map.width == 0 || map.height <= SIZE_MAX / map.width,
+                "au_pro: score map " << m << " of " << map.width << " x " << map.height
+                                     << " pixels overflows the address space");
     const std::size_t pixels = map.width * map.height;
     AMQ_EXPECTS(pixels > 0 && map.scores != nullptr && map.mask != nullptr,
                 "au_pro: score map " << m << " is empty or null (" << map.width << " x "

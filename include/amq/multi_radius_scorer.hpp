@@ -136,11 +136,11 @@ class MultiRadiusScorer {
     const ScorerParams& p = params_.scorer;
     report_.distinct_keys = keys_.size();
     report_.paper_bits = p.filter_bits;
-    report_.paper_probes = p.filter_bits > 0 ? paper_probe_count(p.filter_bits, report_.total_keys)
-                                             : 0;
+    report_.paper_probes =
+        p.filter_bits > 0 ? paper_probe_count(p.filter_bits, report_.total_keys) : 0;
     report_.target_fpr = p.target_fpr;
-    const BloomParams by_fpr = size_for_fpr<Policy>(report_.distinct_keys, p.target_fpr,
-                                                    p.filter_seed);
+    const BloomParams by_fpr =
+        size_for_fpr<Policy>(report_.distinct_keys, p.target_fpr, p.filter_seed);
     report_.fpr_bits = by_fpr.bits;
     report_.fpr_probes = by_fpr.probes;
     BloomParams chosen = by_fpr;
@@ -350,22 +350,20 @@ class MultiRadiusScorer {
     const ScorerParams& p = params.scorer;
     AMQ_EXPECTS(params.radii >= 1 && params.radii <= 64,
                 "radius count R must be in [1, 64], got " << params.radii);
-    AMQ_EXPECTS(params.rule == RadiusRule::not_found_mean ||
-                    params.rule == RadiusRule::first_found,
+    AMQ_EXPECTS(params.rule == RadiusRule::not_found_mean || params.rule == RadiusRule::first_found,
                 "unknown radius rule " << static_cast<std::uint32_t>(params.rule));
     AMQ_EXPECTS(params.found_threshold > 0.0 && params.found_threshold <= 1.0,
                 "found threshold tau must be in (0, 1], got " << params.found_threshold);
     AMQ_EXPECTS(std::isfinite(std::ldexp(p.lsh.bucket_width, static_cast<int>(params.radii) - 1)),
                 "largest bucket width eps * 2^(R-1) overflows: eps = " << p.lsh.bucket_width
-                                                                       << ", R = "
-                                                                       << params.radii);
+                                                                       << ", R = " << params.radii);
     AMQ_EXPECTS(p.codes_per_key >= 1 && p.lsh.hashes % p.codes_per_key == 0,
-                "codes per key K must be at least 1 and divide G = "
-                    << p.lsh.hashes << ", got K = " << p.codes_per_key);
-    AMQ_EXPECTS(p.lsh.hashes / p.codes_per_key * params.radii <=
-                    std::numeric_limits<std::uint32_t>::max(),
-                "(G/K) * R table indices must fit in 32 bits, got G = "
-                    << p.lsh.hashes << ", K = " << p.codes_per_key << ", R = " << params.radii);
+                "codes per key K must be at least 1 and divide G = " << p.lsh.hashes << ", got K = "
+                                                                     << p.codes_per_key);
+    AMQ_EXPECTS(
+        p.lsh.hashes / p.codes_per_key * params.radii <= std::numeric_limits<std::uint32_t>::max(),
+        "(G/K) * R table indices must fit in 32 bits, got G = "
+            << p.lsh.hashes << ", K = " << p.codes_per_key << ", R = " << params.radii);
     // The remaining checks (sizing, FPR, image score) are AmqScorer's.
     AmqScorer<Encoder, Filter>::check_params(p);
     return params;
@@ -373,9 +371,9 @@ class MultiRadiusScorer {
 
   void expect_map(const FeatureMap& map, bool first) const {
     AMQ_EXPECTS(map.data != nullptr, "feature map data is null");
-    AMQ_EXPECTS(map.depth == encoder_.dim(), "feature map depth D = "
-                                                 << map.depth << " differs from the model's D = "
-                                                 << encoder_.dim());
+    AMQ_EXPECTS(map.depth == encoder_.dim(),
+                "feature map depth D = " << map.depth
+                                         << " differs from the model's D = " << encoder_.dim());
     AMQ_EXPECTS(map.pixels() > 0,
                 "feature map has no pixels (" << map.width << " x " << map.height << ")");
     if (!first) {
@@ -464,8 +462,8 @@ class MultiRadiusScorer {
     p.lsh.seed = in.u64("projection seed");
     if (p.lsh.dim == 0 || p.lsh.hashes == 0 || p.lsh.hashes > in.remaining() / 4 ||
         p.lsh.dim > in.remaining() / 4 / p.lsh.hashes) {
-      in.fail("a projection of G = " + std::to_string(p.lsh.hashes) + " by D = " +
-              std::to_string(p.lsh.dim) + " floats cannot be in the " +
+      in.fail("a projection of G = " + std::to_string(p.lsh.hashes) +
+              " by D = " + std::to_string(p.lsh.dim) + " floats cannot be in the " +
               std::to_string(in.remaining()) + " bytes left");
     }
     p.codes_per_key = in.u32("codes per key K");
@@ -539,8 +537,8 @@ class MultiRadiusScorer {
       in.fail(std::string("bad filter parameters: ") + error.what());
     }
     if (normalized != filter_params) {
-      in.fail("filter parameters M = " + std::to_string(filter_params.bits) + ", B = " +
-              std::to_string(filter_params.probes) + " are not valid for the " +
+      in.fail("filter parameters M = " + std::to_string(filter_params.bits) +
+              ", B = " + std::to_string(filter_params.probes) + " are not valid for the " +
               detail::FilterFormat<Filter>::name + " policy");
     }
     const std::vector<std::uint32_t> words =

@@ -51,6 +51,15 @@ inline void expect_score_map(const float* scores, std::size_t width, std::size_t
               "score map must have at least one pixel, got " << width << " x " << height);
 }
 
+// The image must be non-empty and its pixel count must fit in size_t (and in the output).
+inline void expect_image_size(std::size_t image_width, std::size_t image_height) {
+  AMQ_EXPECTS(image_width > 0 && image_height > 0,
+              "image size must be positive, got " << image_width << " x " << image_height);
+  AMQ_EXPECTS(image_height <= SIZE_MAX / sizeof(float) / image_width,
+              "image of " << image_width << " x " << image_height
+                          << " pixels overflows the address space");
+}
+
 }  // namespace detail
 
 /// Upsamples a `width` × `height` score map to `image_width` × `image_height` by nearest
@@ -59,8 +68,7 @@ inline void expect_score_map(const float* scores, std::size_t width, std::size_t
 inline void upsample_nearest(const float* scores, std::size_t width, std::size_t height,
                              std::size_t image_width, std::size_t image_height, float* out) {
   detail::expect_score_map(scores, width, height);
-  AMQ_EXPECTS(image_width > 0 && image_height > 0,
-              "image size must be positive, got " << image_width << " x " << image_height);
+  detail::expect_image_size(image_width, image_height);
   AMQ_EXPECTS(out != nullptr, "upsampled score map output is null");
 
   std::vector<std::size_t> source_x(image_width);
@@ -78,8 +86,7 @@ inline void upsample_nearest(const float* scores, std::size_t width, std::size_t
 inline std::vector<float> upsample_nearest(const float* scores, std::size_t width,
                                            std::size_t height, std::size_t image_width,
                                            std::size_t image_height) {
-  AMQ_EXPECTS(image_width > 0 && image_height > 0,
-              "image size must be positive, got " << image_width << " x " << image_height);
+  detail::expect_image_size(image_width, image_height);
   std::vector<float> out(image_width * image_height);
   upsample_nearest(scores, width, height, image_width, image_height, out.data());
   return out;

@@ -47,9 +47,13 @@ class StructuredProjection {
   /// b come from the stream derive_seed(derive_seed(seed, 0), b); if a row of a block has no
   /// weight on the first D coordinates (possible only for very small D) the block redraws.
   explicit StructuredProjection(const LshParams& params)
-      : dim_(params.dim), hashes_(params.hashes), padded_(padded_size(params.dim)),
-        blocks_((params.hashes + padded_ - 1) / padded_), signs_(3 * blocks_ * padded_),
-        scales_(params.hashes), directions_(params.hashes * params.dim) {
+      : dim_(params.dim),
+        hashes_(params.hashes),
+        padded_(padded_size(params.dim)),
+        blocks_((params.hashes + padded_ - 1) / padded_),
+        signs_(3 * blocks_ * padded_),
+        scales_(params.hashes),
+        directions_(params.hashes * params.dim) {
     const std::uint64_t direction_seed = derive_seed(params.seed, 0);
     for (std::size_t b = 0; b < blocks_; ++b) {
       Random random(derive_seed(direction_seed, b));
@@ -71,14 +75,13 @@ class StructuredProjection {
   /// Both paths give the same bits; they agree with directions() to float rounding.
   void project(MatrixView<const float> features, MatrixView<float> projected,
                bool allow_avx2 = true) const {
-    AMQ_EXPECTS(features.cols == dim_ && projected.cols == hashes_ &&
-                    projected.rows == features.rows,
-                "structured projection of " << features.rows << " x " << features.cols
-                                            << " features into " << projected.rows << " x "
-                                            << projected.cols << ", expected D = " << dim_
-                                            << " and G = " << hashes_);
+    AMQ_EXPECTS(
+        features.cols == dim_ && projected.cols == hashes_ && projected.rows == features.rows,
+        "structured projection of " << features.rows << " x " << features.cols << " features into "
+                                    << projected.rows << " x " << projected.cols
+                                    << ", expected D = " << dim_ << " and G = " << hashes_);
     const auto rows = static_cast<std::ptrdiff_t>(features.rows);
-#pragma omp parallel if (rows * static_cast<std::ptrdiff_t>(blocks_ * padded_) >= (1 << 16))
+#pragma omp parallel if (rows * static_cast <std::ptrdiff_t>(blocks_ * padded_) >= (1 << 16))
     {
       std::vector<float> buffer(padded_);
 #pragma omp for schedule(static)
@@ -102,8 +105,8 @@ class StructuredProjection {
 
  private:
   static std::size_t padded_size(std::size_t dim) {
-    AMQ_EXPECTS(dim > 0 && dim <= kMaxPadded, "structured projection needs 0 < D <= "
-                                                  << kMaxPadded << ", got D = " << dim);
+    AMQ_EXPECTS(dim > 0 && dim <= kMaxPadded,
+                "structured projection needs 0 < D <= " << kMaxPadded << ", got D = " << dim);
     std::size_t n = 1;
     while (n < dim) n *= 2;
     return n;

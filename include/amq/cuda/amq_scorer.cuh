@@ -178,6 +178,10 @@ class AmqScorer {
  private:
   static const HostScorer& checked(const HostScorer& host) {
     AMQ_EXPECTS(host.built(), "amq::cuda::AmqScorer needs a trained host scorer");
+    // The device kernels form one key per hash function (make_key), the paper's K = 1.
+    AMQ_EXPECTS(host.params().codes_per_key == 1,
+                "amq::cuda::AmqScorer supports codes per key K = 1 only, the model has K = "
+                    << host.params().codes_per_key);
     return host;
   }
 
