@@ -4,9 +4,12 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <random>
 #include <thread>
 #include <vector>
+
+#include <omp.h>
 
 #include "amq/amq.hpp"
 
@@ -321,4 +324,48 @@ TEST_CASE("the split-block policy scores like the classic one") {
     const bool outlier = std::find(outliers.begin(), outliers.end(), p) != outliers.end();
     CHECK((outlier ? scores[p] > 0.5f : scores[p] < 0.1f));
   }
+}
+
+TEST_CASE_TEMPLATE("bulk scores from four threads at once are the bytes of one thread", Scorer,
+                   amq::AmqScorer<>,
+                   amq::AmqScorer<amq::LshEncoder<>, amq::BloomFilter<amq::SplitBlockBloom>>) {
+  std::mt19937 rng(9);
+  const Clusters clusters(rng);
+  const auto train = normal_maps(clusters, rng, 8);
+  amq::ScorerParams params = small_params();
+  params.sizing = amq::SizingRule::target_fpr;
+  Scorer scorer(params);
+  scorer.fit(views(train));
+
+  std::vector<std::vector<float>> tests;
+  for (std::size_t i = 0; i < 12; ++i) tests.push_back(clusters.map(rng, {i, 29 - i}));
+  const std::vector<amq::FeatureMap> maps = views(tests);
+
+  // The reference: one OpenMP thread, one map at a time.
+  const int threads_before = omp_get_max_threads();
+  omp_set_num_threads(1);
+  std::vector<std::vector<float>> serial;
+  for (const auto& map : maps) serial.push_back(scorer.score(map));
+  omp_set_num_threads(threads_before);
+
+  const auto same_bytes = [&](const std::vector<std::vector<float>>& result) {
+    if (result.size() != serial.size()) return false;
+    for (std::size_t i = 0; i < serial.size(); ++i) {
+      if (result[i].size() != serial[i].size() ||
+          std::memcmp(result[i].data(), serial[i].data(), serial[i].size() * sizeof(float)) != 0) {
+        return false;
+      }
+    }
+    return true;
+  };
+  std::vector<std::vector<std::vector<float>>> threaded(4);
+  std::vector<std::thread> workers;
+  for (std::size_t t = 0; t < 4; ++t) {
+    workers.emplace_back([&, t] {
+      for (int round = 0; round < 3; ++round) threaded[t] = scorer.score(maps);
+    });
+  }
+  for (auto& worker : workers) worker.join();
+  for (const auto& result : threaded) CHECK(same_bytes(result));
+  CHECK(same_bytes(scorer.score(maps)));
 }
