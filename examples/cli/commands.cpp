@@ -10,6 +10,7 @@
 #include "amq/error.hpp"
 #include "dataset.hpp"
 #include "image_io.hpp"
+#include "methods.hpp"
 #include "model_file.hpp"
 #include "pipeline.hpp"
 #include "report.hpp"
@@ -72,68 +73,135 @@ std::vector<features::FeatureMapBuffer> extract(features::FeatureSource& source,
   return source.extract_batch(views);
 }
 
-ImageScore parse_image_score(const std::string& name) {
-  if (name == "max") return ImageScore::max;
-  AMQ_EXPECTS(name == "mean", "unknown image score '" << name << "' (expected mean or max)");
-  return ImageScore::mean;
-}
-
-AnyScorer make_scorer(const ScorerParams& params, const std::string& filter) {
-  if (filter == "split-block") return AnyScorer(std::in_place_type<SplitBlockScorer>, params);
-  AMQ_EXPECTS(filter == "classic", "unknown filter '" << filter
-                                                      << "' (expected classic or split-block)");
-  return AnyScorer(std::in_place_type<ClassicScorer>, params);
-}
-
-/// Held-out images: `count` of `total`, spread evenly over the list (which is sorted by name,
-/// so every part of an acquisition series is represented).
-std::vector<bool> holdout_mask(std::size_t total, std::size_t count) {
-  std::vector<bool> held(total, false);
-  for (std::size_t j = 0; j < count; ++j) held[(2 * j + 1) * total / (2 * count)] = true;
-  return held;
-}
-
-nlohmann::json sizing_json(const SizingReport& s) {
-  return {{"images", s.images},           {"width", s.width},
-          {"height", s.height},           {"hashes", s.hashes},
-          {"total_keys", s.total_keys},   {"distinct_keys", s.distinct_keys},
-          {"paper_bits", s.paper_bits},   {"paper_probes", s.paper_probes},
-          {"fpr_bits", s.fpr_bits},       {"fpr_probes", s.fpr_probes},
-          {"rule", to_string(s.chosen)},  {"bits", s.bits},
-          {"probes", s.probes},           {"estimated_fpr", s.estimated_fpr}};
-}
-
 std::string heatmap_name(const fs::path& image, const std::string& prefix) {
   return prefix + image.stem().string() + ".png";
+}
+
+/// Scores the held-out normal images with the trained detector; records in its metadata the
+/// threshold, which comes from normal images the filter has not seen: the largest of their
+/// image scores, so that every held-out normal image is judged normal; and the heatmap range.
+void set_threshold(Detector& detector, const std::vector<fs::path>& held_images,
+                   double holdout, std::size_t hashes) {
+  StageTimes times;
+  std::vector<float> held_scores;
+  std::vector<float> held_pixels;
+  for (const fs::path& path : held_images) {
+    const ScoredImage scored = score_image(detector, path, times);
+    held_scores.push_back(scored.image_score);
+    held_pixels.insert(held_pixels.end(), scored.scores.begin(), scored.scores.end());
+  }
+  detector.threshold = *std::max_element(held_scores.begin(), held_scores.end());
+  const float normal_peak = *std::max_element(held_pixels.begin(), held_pixels.end());
+  nlohmann::json& metadata = detector.metadata;
+  metadata["threshold"] = {{"value", detector.threshold},
+                           {"rule", "largest image score of the held-out normal images"},
+                           {"holdout_fraction", holdout},
+                           {"holdout_images", nlohmann::json::array()},
+                           {"holdout_scores", held_scores}};
+  for (const fs::path& path : held_images) {
+    metadata["threshold"]["holdout_images"].push_back(path.string());
+  }
+  // Heatmaps are cold up to the largest pixel score of the held-out normal images and hot from
+  // twice that (or one missed code of G) or the image's own peak, whichever is larger.
+  metadata["heatmap"] = {
+      {"low", normal_peak},
+      {"high", std::max(2.0f * normal_peak, 1.0f / static_cast<float>(hashes))}};
+}
+
+/// Adds the normal images of `o.data` to the model `o.resume` (docs/distributed.md): the
+/// model's features, parameters, M and B; the threshold is recomputed over the held-out images
+/// of the model and of the new folders.
+void run_resume(const TrainOptions& o) {
+  Stopwatch total;
+  const fs::path out = o.out.empty() ? o.resume : o.out;
+  if (!o.model_options.empty()) {
+    std::string given;
+    for (const std::string& name : o.model_options) given += (given.empty() ? "" : ", ") + name;
+    AMQ_FAIL(given << " cannot be given with --resume: the model fixes the backbone, "
+                      "preprocessing, method parameters and hold-out fraction");
+  }
+  expect_output_path(out, "model file");
+  AMQ_EXPECTS(!o.data.empty(), "train --resume needs at least one --data folder");
+  AMQ_EXPECTS(o.batch_size > 0, "--batch-size must be positive");
+
+  Detector detector = load_detector(o.resume, o.weights);
+  AMQ_EXPECTS(method_name(detector.scorer) == "amq",
+              "--resume adds images to amq models; " << o.resume << " is a "
+                                                     << method_name(detector.scorer) << " model");
+  nlohmann::json& metadata = detector.metadata;
+  double holdout = 0.0;
+  std::vector<fs::path> held_images;
+  std::size_t hashes = 0;
+  try {
+    holdout = metadata.at("threshold").at("holdout_fraction").get<double>();
+    for (const auto& path : metadata.at("threshold").at("holdout_images")) {
+      held_images.emplace_back(path.get<std::string>());
+    }
+    hashes = metadata.at("method").at("hashes").get<std::size_t>();
+    metadata.at("training").at("data");
+    metadata.at("training").at("images");
+  } catch (const nlohmann::json::exception& error) {
+    AMQ_FAIL("model file " << o.resume << " cannot be resumed, its metadata lacks a field ("
+                           << error.what() << "); train it again with this version");
+  }
+  // The threshold needs every held-out image again: refuse before any work if one is gone.
+  for (const fs::path& path : held_images) {
+    std::error_code error;
+    AMQ_EXPECTS(fs::is_regular_file(path, error),
+                "held-out image " << path << " of model " << o.resume
+                                  << " is missing: resume recomputes the threshold over every "
+                                     "held-out image");
+  }
+  const TrainingImages added = split_training_images(o.data, holdout);
+  std::cerr << "amq train --resume: " << detector.source->name() << "; adding "
+            << added.fit.size() << " images, " << added.held.size()
+            << " more held out for the threshold\n";
+
+  // add keeps M and B, so the filter equals one fit on every image with these M and B.
+  Stopwatch watch;
+  for (std::size_t begin = 0; begin < added.fit.size();) {
+    const std::size_t end = std::min(added.fit.size(), begin + o.batch_size);
+    const std::vector<features::FeatureMapBuffer> maps =
+        extract(*detector.source, read_images(added.fit, begin, end));
+    for (const features::FeatureMapBuffer& map : maps) {
+      std::visit([&](auto& s) { s.add(map.view()); }, detector.scorer);
+    }
+    begin = end;
+    std::fprintf(stderr, "amq train --resume: %zu/%zu images (%.1f s)\n", begin,
+                 added.fit.size(), watch.elapsed_ms() / 1000.0);
+  }
+  const SizingReport sizing = amq_sizing(detector.scorer);
+  metadata["sizing"] = sizing_json(sizing);
+  for (const fs::path& data : o.data) metadata["training"]["data"].push_back(data.string());
+  metadata["training"]["images"] =
+      metadata["training"]["images"].get<std::size_t>() + added.fit.size();
+
+  held_images.insert(held_images.end(), added.held.begin(), added.held.end());
+  set_threshold(detector, held_images, holdout, hashes);
+  write_model_file(out, ModelFile{metadata, scorer_bytes(detector.scorer)});
+  std::printf("model %s: %s, threshold %.6g, trained on %llu images (%zu added) in %.1f s\n",
+              out.string().c_str(), format_bytes(fs::file_size(out)).c_str(),
+              detector.threshold, static_cast<unsigned long long>(sizing.images),
+              added.fit.size(), total.elapsed_ms() / 1000.0);
 }
 
 }  // namespace
 
 void run_train(const TrainOptions& o) {
+  if (!o.resume.empty()) return run_resume(o);
   Stopwatch total;
+  AMQ_EXPECTS(!o.out.empty(), "train needs --out (the model file to write)");
   expect_output_path(o.out, "model file");
   AMQ_EXPECTS(!o.data.empty(), "train needs at least one --data folder");
   AMQ_EXPECTS(!o.weights.empty(), "train needs --weights (the backbone's safetensors file)");
   AMQ_EXPECTS(o.holdout > 0.0 && o.holdout < 1.0,
               "--holdout must lie in (0, 1), got " << o.holdout);
   AMQ_EXPECTS(o.batch_size > 0, "--batch-size must be positive");
+  check_method_options(o);
 
-  std::vector<fs::path> images;
-  for (const fs::path& data : o.data) {
-    const std::vector<fs::path> found = training_images(data);
-    images.insert(images.end(), found.begin(), found.end());
-  }
-  const auto held_count = static_cast<std::size_t>(
-      std::max(1.0, std::round(o.holdout * static_cast<double>(images.size()))));
-  AMQ_EXPECTS(images.size() > held_count,
-              "training needs at least 2 normal images (one to fit, one to set the threshold), "
-              "found " << images.size());
-  const std::vector<bool> held = holdout_mask(images.size(), held_count);
-  std::vector<fs::path> fit_images;
-  std::vector<fs::path> held_images;
-  for (std::size_t i = 0; i < images.size(); ++i) {
-    (held[i] ? held_images : fit_images).push_back(images[i]);
-  }
+  const TrainingImages split = split_training_images(o.data, o.holdout);
+  const std::vector<fs::path>& fit_images = split.fit;
+  const std::vector<fs::path>& held_images = split.held;
 
   FeatureSettings settings;
   settings.backbone = o.backbone;
@@ -150,19 +218,9 @@ void run_train(const TrainOptions& o) {
             << " held out for the threshold\n";
 
   // The first batch fixes the bucket width (from its feature spread), then the scorer
-  // collects every batch; only the distinct keys are kept between batches.
-  ScorerParams params;
-  params.lsh.dim = source->depth();
-  params.lsh.hashes = o.hashes;
-  params.lsh.seed = o.seed;
-  params.filter_seed = static_cast<std::uint32_t>(o.seed);
-  params.sizing = o.target_fpr > 0.0 ? SizingRule::target_fpr : SizingRule::paper;
-  params.filter_bits = o.filter_bits;
-  if (o.target_fpr > 0.0) params.target_fpr = o.target_fpr;
-  params.probes = o.probes;
-  params.codes_per_key = o.codes_per_key;
-  params.image_score = parse_image_score(o.image_score);
+  // collects every batch; AMQ keeps only the distinct keys between batches, kNN every feature.
   double spread = 0.0;
+  float bucket_width = 0.0f;
   std::optional<AnyScorer> scorer;
   Stopwatch watch;
   for (std::size_t begin = 0; begin < fit_images.size();) {
@@ -172,11 +230,13 @@ void run_train(const TrainOptions& o) {
         extract(*source, read_images(fit_images, begin, end));
     if (!scorer) {
       spread = projection_spread(maps);
-      params.lsh.bucket_width = static_cast<float>(
+      bucket_width = static_cast<float>(
           o.absolute_bucket_width > 0.0 ? o.absolute_bucket_width : o.bucket_width * spread);
-      std::cerr << "amq train: projection spread " << spread << ", bucket width "
-                << params.lsh.bucket_width << "\n";
-      scorer.emplace(make_scorer(params, o.filter));
+      if (o.method == "amq") {
+        std::cerr << "amq train: projection spread " << spread << ", bucket width "
+                  << bucket_width << "\n";
+      }
+      scorer.emplace(make_method_scorer(o, source->depth(), bucket_width));
     }
     for (const features::FeatureMapBuffer& map : maps) {
       std::visit([&](auto& s) { s.collect(map.view()); }, *scorer);
@@ -185,13 +245,10 @@ void run_train(const TrainOptions& o) {
     std::fprintf(stderr, "amq train: %zu/%zu images (%.1f s)\n", begin, fit_images.size(),
                  watch.elapsed_ms() / 1000.0);
   }
-  const SizingReport sizing = std::visit([](auto& s) { return s.build(); }, *scorer);
-  std::fprintf(stderr,
-               "amq train: filter of %llu bits (%s), %u probes, %llu distinct of %llu keys, "
-               "estimated false-positive rate %.3g\n",
-               static_cast<unsigned long long>(sizing.bits), format_bytes(sizing.bits / 8).c_str(),
-               sizing.probes, static_cast<unsigned long long>(sizing.distinct_keys),
-               static_cast<unsigned long long>(sizing.total_keys), sizing.estimated_fpr);
+  Stopwatch build_watch;
+  const nlohmann::json built = build_scorer(*scorer);
+  std::fprintf(stderr, "amq train: %s, built in %.1f s\n", build_summary(*scorer, built).c_str(),
+               build_watch.elapsed_ms() / 1000.0);
 
   nlohmann::json metadata;
   metadata["format"] = "amq-cli-model";
@@ -203,49 +260,16 @@ void run_train(const TrainOptions& o) {
   metadata["features"]["width"] = source->width();
   metadata["features"]["height"] = source->height();
   metadata["features"]["depth"] = source->depth();
-  metadata["method"] = {{"hashes", o.hashes},
-                        {"bucket_width", params.lsh.bucket_width},
-                        {"bucket_width_in_spreads",
-                         o.absolute_bucket_width > 0.0 ? nlohmann::json(nullptr)
-                                                       : nlohmann::json(o.bucket_width)},
-                        {"projection_spread", spread},
-                        {"seed", o.seed},
-                        {"codes_per_key", o.codes_per_key},
-                        {"filter", o.filter},
-                        {"image_score", o.image_score},
-                        {"smooth_sigma", o.smooth_sigma}};
-  metadata["sizing"] = sizing_json(sizing);
+  metadata["method"] = method_json(o, bucket_width, spread);
+  metadata[is_knn_method(o.method) ? "index" : "sizing"] = built;
   metadata["training"] = {{"data", nlohmann::json::array()}, {"images", fit_images.size()}};
   for (const fs::path& data : o.data) metadata["training"]["data"].push_back(data.string());
 
-  // The threshold comes from normal images the filter has not seen: the largest of their
-  // image scores, so that every held-out normal image is judged normal.
   Detector detector{metadata, settings, std::move(source), std::move(*scorer), 0.0f, {},
                     o.smooth_sigma};
-  StageTimes times;
-  std::vector<float> held_scores;
-  std::vector<float> held_pixels;
-  for (const fs::path& path : held_images) {
-    const ScoredImage scored = score_image(detector, path, times);
-    held_scores.push_back(scored.image_score);
-    held_pixels.insert(held_pixels.end(), scored.scores.begin(), scored.scores.end());
-  }
-  detector.threshold = *std::max_element(held_scores.begin(), held_scores.end());
-  const float normal_peak = *std::max_element(held_pixels.begin(), held_pixels.end());
-  metadata["threshold"] = {{"value", detector.threshold},
-                           {"rule", "largest image score of the held-out normal images"},
-                           {"holdout_images", nlohmann::json::array()},
-                           {"holdout_scores", held_scores}};
-  for (const fs::path& path : held_images) {
-    metadata["threshold"]["holdout_images"].push_back(path.string());
-  }
-  // Heatmaps are cold up to the largest pixel score of the held-out normal images and hot from
-  // twice that (or one missed code of G) or the image's own peak, whichever is larger.
-  metadata["heatmap"] = {
-      {"low", normal_peak},
-      {"high", std::max(2.0f * normal_peak, 1.0f / static_cast<float>(o.hashes))}};
+  set_threshold(detector, held_images, o.holdout, o.hashes);
 
-  ModelFile model{metadata, scorer_bytes(detector.scorer)};
+  ModelFile model{detector.metadata, scorer_bytes(detector.scorer)};
   write_model_file(o.out, model);
   std::printf("model %s: %s, threshold %.6g, trained on %zu images in %.1f s\n",
               o.out.string().c_str(), format_bytes(fs::file_size(o.out)).c_str(),
@@ -256,6 +280,7 @@ void run_test(const TestOptions& o) {
   if (!o.report.empty()) expect_output_path(o.report, "report");
   if (!o.heatmaps.empty()) expect_heatmap_folder(o.heatmaps);
   Detector detector = load_detector(o.model, o.weights);
+  use_device(detector, o.device);
   if (o.smooth_sigma >= 0.0) detector.smooth_sigma = o.smooth_sigma;
   const std::vector<TestSample> samples = test_samples(o.data);
   std::cerr << "amq test: " << samples.size() << " images of " << o.data << "\n";
@@ -264,6 +289,8 @@ void run_test(const TestOptions& o) {
   report.model = o.model.string();
   report.data = o.data.string();
   report.features = detector.source->name();
+  report.method = describe_scorer(detector.scorer) + (detector.device ? ", on the GPU" : "");
+  report.knn = std::holds_alternative<knn::KnnScorer>(detector.scorer);
   report.threshold = detector.threshold;
   PixelData pixels;
   std::vector<std::pair<std::string, std::vector<unsigned char>>> pngs;
@@ -304,8 +331,7 @@ void run_test(const TestOptions& o) {
   report.evaluation_ms = evaluation.elapsed_ms();
   report.peak_rss = peak_resident_bytes();
   report.model_bytes = fs::file_size(o.model);
-  report.filter_bytes = std::visit([](const auto& s) { return s.sizing().bits / 8; },
-                                   detector.scorer);
+  report.structure_bytes = query_structure_bytes(detector.scorer);
   print_report(std::cout, report);
 
   write_heatmaps(o.heatmaps, pngs);
@@ -316,6 +342,7 @@ void run_score(const ScoreOptions& o) {
   AMQ_EXPECTS(!o.images.empty(), "score needs at least one image");
   if (!o.heatmaps.empty()) expect_heatmap_folder(o.heatmaps);
   Detector detector = load_detector(o.model, o.weights);
+  use_device(detector, o.device);
   if (o.smooth_sigma >= 0.0) detector.smooth_sigma = o.smooth_sigma;
 
   std::vector<std::pair<std::string, std::vector<unsigned char>>> pngs;

@@ -2,12 +2,21 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 
 #include "amq/error.hpp"
 
 namespace amq::cli {
 namespace fs = std::filesystem;
 namespace {
+
+/// Held-out images: `count` of `total`, spread evenly over the list (which is sorted by name,
+/// so every part of an acquisition series is represented).
+std::vector<bool> holdout_mask(std::size_t total, std::size_t count) {
+  std::vector<bool> held(total, false);
+  for (std::size_t j = 0; j < count; ++j) held[(2 * j + 1) * total / (2 * count)] = true;
+  return held;
+}
 
 bool is_image_file(const fs::path& path) {
   std::string extension = path.extension().string();
@@ -71,6 +80,25 @@ std::vector<TestSample> test_samples(const fs::path& data) {
     }
   }
   return samples;
+}
+
+TrainingImages split_training_images(const std::vector<fs::path>& folders, double holdout) {
+  std::vector<fs::path> images;
+  for (const fs::path& data : folders) {
+    const std::vector<fs::path> found = training_images(data);
+    images.insert(images.end(), found.begin(), found.end());
+  }
+  const auto held_count = static_cast<std::size_t>(
+      std::max(1.0, std::round(holdout * static_cast<double>(images.size()))));
+  AMQ_EXPECTS(images.size() > held_count,
+              "training needs at least 2 normal images (one to fit, one to set the threshold), "
+              "found " << images.size());
+  const std::vector<bool> held = holdout_mask(images.size(), held_count);
+  TrainingImages split;
+  for (std::size_t i = 0; i < images.size(); ++i) {
+    (held[i] ? split.held : split.fit).push_back(images[i]);
+  }
+  return split;
 }
 
 }  // namespace amq::cli

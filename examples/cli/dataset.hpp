@@ -18,6 +18,18 @@ std::vector<std::filesystem::path> list_images(const std::filesystem::path& fold
 /// `data` or its train/good folder is missing or holds no image.
 std::vector<std::filesystem::path> training_images(const std::filesystem::path& data);
 
+/// The normal images of some category folders: those the model is fit on and those held out.
+struct TrainingImages {
+  std::vector<std::filesystem::path> fit;   ///< Inserted into the filter (or memory bank).
+  std::vector<std::filesystem::path> held;  ///< Kept out to choose the threshold.
+};
+
+/// The train/good images of `folders`, in order, with `holdout` of them (at least one, rounded)
+/// held out, spread evenly over the list (sorted by name, so every part of an acquisition
+/// series is represented). Throws amq::Error when fewer than 2 images are found.
+TrainingImages split_training_images(const std::vector<std::filesystem::path>& folders,
+                                     double holdout);
+
 /// One test image of a category and where its ground truth lies.
 struct TestSample {
   std::filesystem::path image;  ///< the test image

@@ -1,5 +1,6 @@
 #include "image_io.hpp"
 
+#include <algorithm>
 #include <fstream>
 #include <iterator>
 #include <string>
@@ -25,8 +26,87 @@ std::vector<unsigned char> read_bytes(const std::filesystem::path& path, const c
   return bytes;
 }
 
+/// What the first bytes of a file say: PNG, JPEG or neither, and the declared size if found.
+struct Header {
+  enum class Kind { other, png, jpeg } kind = Kind::other;
+  std::uint64_t width = 0;   ///< 0 when the header does not say (yet)
+  std::uint64_t height = 0;  ///< 0 when the header does not say (yet)
+  bool complete = true;      ///< false for a JPEG without an end marker after its image data
+};
+
+std::uint64_t big_endian(const std::vector<unsigned char>& bytes, std::size_t at, int size) {
+  std::uint64_t value = 0;
+  for (int i = 0; i < size; ++i) value = value << 8 | bytes[at + i];
+  return value;
+}
+
+/// The PNG signature and IHDR (width, height), or the JPEG markers up to the first scan: the
+/// frame header (SOFn) gives the size, and the bytes after the scan must hold the end-of-image
+/// marker FF D9 (in compressed data FF is always followed by 00 or a restart marker, so FF D9
+/// there is the end; a JPEG cut short decodes with grey rows otherwise).
+Header read_header(const std::vector<unsigned char>& bytes) {
+  static const unsigned char png[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  Header header;
+  if (bytes.size() >= 8 && std::equal(png, png + 8, bytes.begin())) {
+    header.kind = Header::Kind::png;
+    if (bytes.size() >= 24 && std::equal(bytes.begin() + 12, bytes.begin() + 16, "IHDR")) {
+      header.width = big_endian(bytes, 16, 4);
+      header.height = big_endian(bytes, 20, 4);
+    }
+    return header;
+  }
+  if (bytes.size() < 3 || bytes[0] != 0xff || bytes[1] != 0xd8 || bytes[2] != 0xff) return header;
+  header.kind = Header::Kind::jpeg;
+  header.complete = false;
+  std::size_t at = 2;  // at a marker's FF
+  while (at + 1 < bytes.size() && bytes[at] == 0xff) {
+    const unsigned char marker = bytes[at + 1];
+    if (marker == 0xff) {  // fill byte
+      ++at;
+      continue;
+    }
+    if (marker == 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {  // no length field
+      at += 2;
+      continue;
+    }
+    if (marker == 0xd9 || at + 4 > bytes.size()) return header;
+    const bool frame = marker >= 0xc0 && marker <= 0xcf && marker != 0xc4 && marker != 0xc8 &&
+                       marker != 0xcc;
+    if (frame && at + 9 <= bytes.size()) {
+      header.height = big_endian(bytes, at + 5, 2);
+      header.width = big_endian(bytes, at + 7, 2);
+    }
+    const std::size_t next = at + 2 + big_endian(bytes, at + 2, 2);
+    if (marker == 0xda) {
+      for (std::size_t i = next; i + 1 < bytes.size(); ++i) {
+        if (bytes[i] == 0xff && bytes[i + 1] == 0xd9) header.complete = true;
+      }
+      return header;
+    }
+    at = next;
+  }
+  return header;
+}
+
+/// Refuses what the decoder should not see: another format, a JPEG cut short, and a size that
+/// would take gigabytes to decode and score (a few hundred bytes of PNG can declare that).
+void check_header(const std::vector<unsigned char>& bytes, const std::filesystem::path& path,
+                  const char* what) {
+  const Header header = read_header(bytes);
+  AMQ_EXPECTS(header.kind != Header::Kind::other,
+              "cannot decode " << what << " " << path << ": not a PNG or JPEG image");
+  AMQ_EXPECTS(header.width == 0 || header.height == 0 ||
+                  header.width * header.height <= max_image_pixels,
+              what << " " << path << " is " << header.width << " x " << header.height
+                   << " pixels, more than the " << max_image_pixels << " (2^26) amq reads");
+  AMQ_EXPECTS(header.complete, "cannot decode " << what << " " << path
+                                                << ": truncated or corrupt JPEG (no end-of-image "
+                                                   "marker after its image data)");
+}
+
 cv::Mat decode(const std::filesystem::path& path, const char* what, int flags) {
   const std::vector<unsigned char> bytes = read_bytes(path, what);
+  check_header(bytes, path, what);
   cv::Mat image;
   try {
     image = cv::imdecode(bytes, flags);

@@ -3,7 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <tuple>
+#include <sstream>
+#include <type_traits>
 
 #include <opencv2/imgproc.hpp>
 
@@ -15,9 +16,24 @@
 #include "model_file.hpp"
 #include "resources.hpp"
 
+#if AMQ_HAVE_CUDA_FACADE
+#include "cuda_amq_scorer.hpp"
+#endif
+
 namespace amq::cli {
 namespace fs = std::filesystem;
 namespace {
+
+template <class Scorer>
+constexpr bool is_knn = std::is_same_v<std::decay_t<Scorer>, knn::KnnScorer>;
+
+/// "2^28" for a power of two, else the number.
+std::string bit_count(std::uint64_t bits) {
+  for (unsigned e = 0; e < 64; ++e) {
+    if (bits == std::uint64_t{1} << e) return "2^" + std::to_string(e);
+  }
+  return std::to_string(bits);
+}
 
 const char* framing_name(features::Framing framing) {
   return framing == features::Framing::center_crop ? "center_crop" : "full_image";
@@ -31,8 +47,136 @@ features::Framing parse_framing(const std::string& name) {
 
 }  // namespace
 
+std::string method_name(const AnyScorer& scorer) {
+  if (const auto* knn = std::get_if<knn::KnnScorer>(&scorer)) {
+    return "knn-" + knn::to_string(knn->params().index);
+  }
+  return "amq";
+}
+
 std::vector<std::uint8_t> scorer_bytes(const AnyScorer& scorer) {
-  return std::visit([](const auto& s) { return s.to_bytes(); }, scorer);
+  return std::visit(
+      [](const auto& s) {
+        if constexpr (is_knn<decltype(s)>) {
+          std::ostringstream out(std::ios::binary);
+          s.save(out);
+          const std::string bytes = out.str();
+          return std::vector<std::uint8_t>(bytes.begin(), bytes.end());
+        } else {
+          return s.to_bytes();
+        }
+      },
+      scorer);
+}
+
+AnyScorer scorer_from_bytes(const std::vector<std::uint8_t>& bytes, const std::string& method,
+                            const std::string& filter, const std::string& name) {
+  if (method.rfind("knn-", 0) == 0) {
+    const knn::IndexKind kind = knn::parse_index_kind(method.substr(4));
+    std::istringstream in(std::string(bytes.begin(), bytes.end()), std::ios::binary);
+    knn::KnnScorer scorer = knn::KnnScorer::load(in);
+    AMQ_EXPECTS(scorer.params().index == kind,
+                name << " holds a " << knn::to_string(scorer.params().index)
+                     << " index, its metadata names the method '" << method << "'");
+    return scorer;
+  }
+  AMQ_EXPECTS(method == "amq", name << " names an unknown method '" << method
+                                    << "' (expected amq, knn-flat, knn-hnsw or knn-ivfpq)");
+  if (filter == "split-block") {
+    return SplitBlockScorer::from_bytes(bytes.data(), bytes.size(), name);
+  }
+  AMQ_EXPECTS(filter == "classic", name << " names an unknown filter '" << filter << "'");
+  return ClassicScorer::from_bytes(bytes.data(), bytes.size(), name);
+}
+
+MapShape scorer_shape(const AnyScorer& scorer) {
+  return std::visit(
+      [](const auto& s) {
+        if constexpr (is_knn<decltype(s)>) {
+          return MapShape{s.width(), s.height(), s.depth()};
+        } else {
+          return MapShape{s.map_width(), s.map_height(), s.encoder().dim()};
+        }
+      },
+      scorer);
+}
+
+std::size_t query_structure_bytes(const AnyScorer& scorer) {
+  return std::visit(
+      [](const auto& s) -> std::size_t {
+        if constexpr (is_knn<decltype(s)>) {
+          return s.index_bytes();
+        } else {
+          return s.filter().size_bytes();
+        }
+      },
+      scorer);
+}
+
+std::string describe_scorer(const AnyScorer& scorer) {
+  std::ostringstream text;
+  text << method_name(scorer) << ": ";
+  std::visit(
+      [&](const auto& s) {
+        if constexpr (is_knn<decltype(s)>) {
+          const knn::KnnParams& p = s.params();
+          if (p.index == knn::IndexKind::hnsw) {
+            text << "HNSW M = " << p.hnsw_m << ", efConstruction = " << p.ef_construction
+                 << ", efSearch = " << p.ef_search << ", ";
+          } else if (p.index == knn::IndexKind::ivfpq) {
+            text << "IVFPQ nlist = " << p.nlist << ", m = " << p.pq_m
+                 << ", nbits = " << p.pq_nbits << ", nprobe = " << p.nprobe << ", ";
+          } else {
+            text << "exact search, ";
+          }
+          text << s.size() << " features";
+          if (p.use_coreset) text << " (coreset " << p.coreset.ratio << ")";
+          text << ", image score " << amq::to_string(p.image_score);
+        } else {
+          const SizingReport& r = s.sizing();
+          text << "G = " << r.hashes << ", bucket width " << s.encoder().params().bucket_width;
+          if (s.params().codes_per_key != 1) text << ", K = " << s.params().codes_per_key;
+          text << ", " << detail::FilterFormat<std::decay_t<decltype(s.filter())>>::name
+               << " filter of " << bit_count(r.bits) << " bits, B = " << r.probes
+               << ", image score " << amq::to_string(s.params().image_score);
+        }
+      },
+      scorer);
+  return text.str();
+}
+
+SizingReport amq_sizing(const AnyScorer& scorer) {
+  AMQ_EXPECTS(!std::holds_alternative<knn::KnnScorer>(scorer),
+              "a " << method_name(scorer) << " model has no Bloom filter sizing: this step "
+                   << "needs an amq model");
+  if (const auto* s = std::get_if<SplitBlockScorer>(&scorer)) return s->sizing();
+  return std::get<ClassicScorer>(scorer).sizing();
+}
+
+nlohmann::json sizing_json(const SizingReport& s) {
+  return {{"images", s.images},           {"width", s.width},
+          {"height", s.height},           {"hashes", s.hashes},
+          {"total_keys", s.total_keys},   {"distinct_keys", s.distinct_keys},
+          {"paper_bits", s.paper_bits},   {"paper_probes", s.paper_probes},
+          {"fpr_bits", s.fpr_bits},       {"fpr_probes", s.fpr_probes},
+          {"rule", to_string(s.chosen)},  {"bits", s.bits},
+          {"probes", s.probes},           {"estimated_fpr", s.estimated_fpr}};
+}
+
+nlohmann::json build_scorer(AnyScorer& scorer) {
+  return std::visit(
+      [](auto& s) -> nlohmann::json {
+        if constexpr (is_knn<decltype(s)>) {
+          const std::size_t collected = s.collected();
+          s.build();
+          return {{"collected_features", collected},
+                  {"indexed_features", s.size()},
+                  {"index_bytes", s.index_bytes()}};
+        } else {
+          return sizing_json(s.build());
+        }
+      },
+      scorer);
 }
 
 nlohmann::json file_fingerprint(const fs::path& path) {
@@ -119,15 +263,11 @@ double projection_spread(const std::vector<features::FeatureMapBuffer>& maps) {
 namespace {
 
 AnyScorer read_scorer(const nlohmann::json& meta, const ModelFile& file, const fs::path& path) {
-  const std::string filter = meta.at("method").at("filter").get<std::string>();
-  const std::vector<std::uint8_t>& bytes = file.scorer_bytes;
-  const std::string name = path.string() + " (scorer)";
-  if (filter == "split-block") {
-    return SplitBlockScorer::from_bytes(bytes.data(), bytes.size(), name);
-  }
-  AMQ_EXPECTS(filter == "classic",
-              "model file " << path << " names an unknown filter '" << filter << "'");
-  return ClassicScorer::from_bytes(bytes.data(), bytes.size(), name);
+  // Models written before kNN methods existed name no method: they are amq models.
+  const nlohmann::json& method = meta.at("method");
+  return scorer_from_bytes(file.scorer_bytes, method.value("name", "amq"),
+                           method.value("filter", "classic"),
+                           "model file " + path.string() + " (scorer)");
 }
 
 }  // namespace
@@ -147,11 +287,7 @@ Detector load_detector(const fs::path& model_path, const fs::path& weights_overr
                        meta.at("heatmap").at("high").get<float>()},
                       meta.at("method").value("smooth_sigma", 0.0)};
     detector.source = make_source(detector.settings);
-    const auto [depth, width, height] = std::visit(
-        [](const auto& s) {
-          return std::tuple{s.encoder().dim(), s.map_width(), s.map_height()};
-        },
-        detector.scorer);
+    const auto [width, height, depth] = scorer_shape(detector.scorer);
     AMQ_EXPECTS(detector.source->depth() == depth && detector.source->width() == width &&
                     detector.source->height() == height,
                 "model file " << model_path << " was trained on " << width << " x " << height
@@ -164,40 +300,60 @@ Detector load_detector(const fs::path& model_path, const fs::path& weights_overr
   }
 }
 
+void use_device(Detector& detector, const std::string& device) {
+  if (device == "cpu") {
+    detector.device.reset();
+    return;
+  }
+  AMQ_EXPECTS(device == "cuda", "unknown device '" << device << "' (expected cpu or cuda)");
+#if AMQ_HAVE_CUDA_FACADE
+  std::visit(
+      [&](const auto& s) {
+        if constexpr (is_knn<decltype(s)>) {
+          AMQ_FAIL("--device cuda scores amq models only; this model is "
+                   << method_name(detector.scorer) << ", which Faiss searches on the CPU");
+        } else {
+          detector.device = std::make_shared<CudaAmqScorer>(s);
+        }
+      },
+      detector.scorer);
+#else
+  AMQ_FAIL("this amq was built without CUDA: --device cuda needs a build configured with "
+           "-DAMQ_ENABLE_CUDA=ON (docs/cuda.md); use --device cpu");
+#endif
+}
+
 std::vector<float> score_feature_map(const AnyScorer& any, const FeatureMap& map,
                                      StageTimes& times) {
-  return std::visit(
+  const MapShape shape = scorer_shape(any);
+  AMQ_EXPECTS(map.depth == shape.depth && map.width == shape.width && map.height == shape.height,
+              "feature map is " << map.width << " x " << map.height << " x " << map.depth
+                                << ", the model's maps are " << shape.width << " x "
+                                << shape.height << " x " << shape.depth);
+  std::vector<float> scores(map.pixels());
+  Stopwatch watch;
+  CpuStopwatch cpu;
+  std::visit(
       [&](const auto& scorer) {
-        AMQ_EXPECTS(map.depth == scorer.encoder().dim() && map.width == scorer.map_width() &&
-                        map.height == scorer.map_height(),
-                    "feature map is " << map.width << " x " << map.height << " x " << map.depth
-                                      << ", the model's maps are " << scorer.map_width()
-                                      << " x " << scorer.map_height() << " x "
-                                      << scorer.encoder().dim());
-        Stopwatch watch;
-        const std::vector<std::int32_t> codes = scorer.encoder().encode(map.matrix());
-        times.encode_ms += watch.lap_ms();
-
-        const std::size_t g = scorer.encoder().hashes();
-        const auto pixels = static_cast<std::ptrdiff_t>(map.pixels());
-        std::vector<float> scores(map.pixels());
-#pragma omp parallel
-        {
-          std::vector<std::uint64_t> keys(g);
-#pragma omp for schedule(static)
-          for (std::ptrdiff_t p = 0; p < pixels; ++p) {
-            const std::int32_t* row = codes.data() + static_cast<std::size_t>(p) * g;
-            for (std::size_t k = 0; k < g; ++k) {
-              keys[k] = make_key(static_cast<std::uint32_t>(k), row[k]);
-            }
-            const std::size_t found = scorer.filter().count(keys.data(), g);
-            scores[p] = static_cast<float>(1.0 - double(found) / double(g));
-          }
+        if constexpr (!is_knn<decltype(scorer)>) {
+          const std::vector<std::int32_t> codes = scorer.encode(map);
+          times.encode_ms += watch.lap_ms();
+          times.encode_cpu_ms += cpu.lap_ms();
+          scorer.score_codes(codes.data(), map.pixels(), scores.data());
+        } else {
+          scorer.score(map, scores.data());
         }
-        times.query_ms += watch.lap_ms();
-        return scores;
       },
       any);
+  times.query_ms += watch.lap_ms();
+  times.query_cpu_ms += cpu.lap_ms();
+  return scores;
+}
+
+float scorer_image_score(const AnyScorer& scorer, const std::vector<float>& map,
+                         std::size_t width, std::size_t height) {
+  return std::visit([&](const auto& s) { return s.image_score(map.data(), width, height); },
+                    scorer);
 }
 
 std::vector<float> upsample_score_map(const std::vector<float>& map, std::size_t map_width,
@@ -214,6 +370,19 @@ std::vector<float> upsample_score_map(const std::vector<float>& map, std::size_t
   return out;
 }
 
+cv::Rect scored_region(const features::FeatureSource& source, std::size_t width,
+                       std::size_t height) {
+  const features::ImageRegion covered = source.covered_region(width, height);
+  const int x = static_cast<int>(std::lround(covered.x));
+  const int y = static_cast<int>(std::lround(covered.y));
+  const cv::Rect region = cv::Rect(x, y, static_cast<int>(std::lround(covered.width)),
+                                   static_cast<int>(std::lround(covered.height))) &
+                          cv::Rect(0, 0, static_cast<int>(width), static_cast<int>(height));
+  AMQ_EXPECTS(!region.empty(), "an image of " << width << " x " << height
+                                              << " pixels is too small for its feature source");
+  return region;
+}
+
 ScoredImage score_image(Detector& detector, const fs::path& path, StageTimes& times) {
   Stopwatch watch;
   const cv::Mat rgb = read_rgb_image(path);
@@ -224,28 +393,29 @@ ScoredImage score_image(Detector& detector, const fs::path& path, StageTimes& ti
   const features::FeatureMapBuffer features = detector.source->extract(view);
   times.backbone_ms += watch.lap_ms();
 
-  const std::vector<float> map = score_feature_map(detector.scorer, features.view(), times);
+  std::vector<float> map;
+#if AMQ_HAVE_CUDA_FACADE
+  if (detector.device) {
+    // The GPU encodes and probes in one fused kernel: both count as the query stage.
+    CpuStopwatch cpu;
+    map = detector.device->score(features.view());
+    times.query_ms += watch.elapsed_ms();
+    times.query_cpu_ms += cpu.lap_ms();
+  }
+#endif
+  if (map.empty()) map = score_feature_map(detector.scorer, features.view(), times);
   watch.lap_ms();
 
   ScoredImage scored;
   scored.image_width = view.width;
   scored.image_height = view.height;
-  const features::ImageRegion covered = detector.source->covered_region(view.width, view.height);
-  const int x = static_cast<int>(std::lround(covered.x));
-  const int y = static_cast<int>(std::lround(covered.y));
-  scored.region = cv::Rect(x, y, static_cast<int>(std::lround(covered.width)),
-                           static_cast<int>(std::lround(covered.height))) &
-                  cv::Rect(0, 0, rgb.cols, rgb.rows);
-  AMQ_EXPECTS(!scored.region.empty(), "image " << path << " (" << rgb.cols << " x " << rgb.rows
-                                               << ") is too small for its feature source");
+  scored.region = scored_region(*detector.source, view.width, view.height);
   scored.rgb = scored.region.size() == rgb.size() ? rgb : rgb(scored.region).clone();
   const auto region_width = static_cast<std::size_t>(scored.region.width);
   const auto region_height = static_cast<std::size_t>(scored.region.height);
   scored.scores = upsample_score_map(map, features.width, features.height, region_width,
                                      region_height, detector.smooth_sigma);
-  scored.image_score = std::visit(
-      [&](const auto& s) { return s.image_score(map.data(), region_width, region_height); },
-      detector.scorer);
+  scored.image_score = scorer_image_score(detector.scorer, map, region_width, region_height);
   times.upsample_ms += watch.lap_ms();
   return scored;
 }

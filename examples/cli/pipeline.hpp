@@ -1,7 +1,8 @@
 /// @file pipeline.hpp
 /// @brief The detector the command line trains, stores and runs: a feature source (backbone,
-/// preprocessing) and an AmqScorer, with the settings and threshold that go with them, and the
-/// scoring of one image file with the time of each stage.
+/// preprocessing) and a scorer (AmqScorer, or the kNN baseline it is compared with), with the
+/// settings and threshold that go with them, and the scoring of one image file with the time of
+/// each stage, on the CPU or (AMQ, CUDA builds) on a GPU.
 #pragma once
 
 #include <cstddef>
@@ -17,7 +18,12 @@
 #include "amq/amq_scorer.hpp"
 #include "feature_source.hpp"
 #include "heatmap.hpp"
+#include "knn/knn_scorer.hpp"
 #include "report.hpp"
+
+namespace amq {
+class CudaAmqScorer;
+}
 
 namespace amq::cli {
 
@@ -25,11 +31,50 @@ namespace amq::cli {
 using ClassicScorer = AmqScorer<LshEncoder<>, BloomFilter<ClassicBloom>>;
 /// The scorer with the split-block Bloom filter (one cache line per probe).
 using SplitBlockScorer = AmqScorer<LshEncoder<>, BloomFilter<SplitBlockBloom>>;
-/// Either scorer; the filter policy is chosen on the command line.
-using AnyScorer = std::variant<ClassicScorer, SplitBlockScorer>;
+/// The scorer of a model: AMQ with either filter policy, or the PatchCore-style kNN baseline
+/// (the memory bank in a Faiss index). `amq train --method` chooses.
+using AnyScorer = std::variant<ClassicScorer, SplitBlockScorer, knn::KnnScorer>;
 
-/// The scorer's serialized bytes, as AmqScorer::save writes them.
+/// The methods `amq train --method` knows: "amq", "knn-flat", "knn-hnsw", "knn-ivfpq".
+inline const char* const method_names[] = {"amq", "knn-flat", "knn-hnsw", "knn-ivfpq"};
+
+/// The method name of a scorer ("amq" or "knn-<index>").
+std::string method_name(const AnyScorer& scorer);
+
+/// The scorer's serialized bytes: AmqScorer::to_bytes, or what KnnScorer::save writes.
 std::vector<std::uint8_t> scorer_bytes(const AnyScorer& scorer);
+
+/// The scorer from the bytes of `scorer_bytes`, for the method and filter policy the model's
+/// metadata names; `name` stands for the bytes' origin in error messages.
+AnyScorer scorer_from_bytes(const std::vector<std::uint8_t>& bytes, const std::string& method,
+                            const std::string& filter, const std::string& name);
+
+/// Width W, height H and depth D of the feature maps a scorer was trained on.
+struct MapShape {
+  std::size_t width = 0;   ///< W.
+  std::size_t height = 0;  ///< H.
+  std::size_t depth = 0;   ///< D.
+};
+
+/// The feature-map shape the scorer was trained on.
+MapShape scorer_shape(const AnyScorer& scorer);
+
+/// Bytes of the structure that answers the queries: the Bloom filter (M/8) or the Faiss index.
+std::size_t query_structure_bytes(const AnyScorer& scorer);
+
+/// One line naming the method and the parameters of its search, for reports: e.g.
+/// "amq: G = 2048, classic filter of 2^28 bits, B = 1" or "knn-hnsw: HNSW M = 32, ...".
+std::string describe_scorer(const AnyScorer& scorer);
+
+/// The sizing report of an AMQ scorer; throws amq::Error naming the method for a kNN one.
+SizingReport amq_sizing(const AnyScorer& scorer);
+
+/// AMQ's sizing figures as model metadata.
+nlohmann::json sizing_json(const SizingReport& sizing);
+
+/// Builds the filter or index once every training map is collected. Returns what the model's
+/// metadata records about it: AMQ's sizing figures or the kNN index figures.
+nlohmann::json build_scorer(AnyScorer& scorer);
 
 /// What makes a feature source: backbone, weights file and options. Stored in the model so
 /// that testing computes exactly the features that training did.
@@ -62,13 +107,21 @@ struct Detector {
   nlohmann::json metadata;                           ///< Everything the model file records.
   FeatureSettings settings;                          ///< Feature source settings.
   std::unique_ptr<features::FeatureSource> source;   ///< The backbone.
-  AnyScorer scorer;                                  ///< The AMQ scorer.
+  AnyScorer scorer;                                  ///< The AMQ or kNN scorer.
   float threshold = 0.0f;                            ///< Image scores above it are anomalous.
   HeatmapStyle style;                                ///< Colour range of heatmaps.
   /// Standard deviation, in feature-map pixels, of the Gaussian that smooths score maps before
   /// bilinear upsampling; 0 keeps the paper's nearest-neighbour upsampling.
   double smooth_sigma = 0.0;
+  /// The AMQ scorer's copy on a GPU when scoring with `--device cuda` (see use_device); null:
+  /// the CPU scores.
+  std::shared_ptr<CudaAmqScorer> device;
 };
+
+/// Chooses where `detector` scores: "cpu", or "cuda" for an AMQ model in a build with the CUDA
+/// facade. Throws amq::Error for another name, for "cuda" in a build without CUDA, for a kNN
+/// model, or when no GPU is usable.
+void use_device(Detector& detector, const std::string& device);
 
 /// A W × H score map at `width` × `height`: nearest-neighbour upsampling when `sigma` is 0 (the
 /// paper), else Gaussian smoothing of the map with standard deviation `sigma` map pixels
@@ -95,10 +148,20 @@ struct ScoredImage {
   float image_score = 0.0f;      ///< Image score by the model's rule.
 };
 
-/// The score map of a feature map, split into its two steps so that each can be timed:
-/// LSH codes of every pixel, then the filter probes, s = 1 − (1/G) Σ_k E_k (eq. 6).
+/// The score map of a feature map, timed by stage. AMQ: the LSH codes of every pixel
+/// (encode), then the filter probes, s = 1 − (1/G) Σ_k E_k (eq. 6) (query); kNN: the nearest-
+/// neighbour search (query), each pixel's L2 distance to the memory bank.
 std::vector<float> score_feature_map(const AnyScorer& scorer, const FeatureMap& map,
                                      StageTimes& times);
+
+/// The image score of a W × H score map seen at `width` × `height`, by the scorer's rule.
+float scorer_image_score(const AnyScorer& scorer, const std::vector<float>& map,
+                         std::size_t width, std::size_t height);
+
+/// The part of a `width` × `height` image that the source's feature map covers, in whole
+/// pixels and clipped to the image: the pixels a test scores. Throws amq::Error when empty.
+cv::Rect scored_region(const features::FeatureSource& source, std::size_t width,
+                       std::size_t height);
 
 /// Reads, encodes and scores one image file, adding each stage's time to `times`.
 ScoredImage score_image(Detector& detector, const std::filesystem::path& path,

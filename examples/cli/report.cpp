@@ -118,6 +118,7 @@ std::vector<MetricRow> evaluate(const std::vector<ImageResult>& images, const Pi
 
 void print_report(std::ostream& out, const TestReport& report) {
   char line[200];
+  out << "method " << report.method << "\n\n";
   std::snprintf(line, sizeof line, "%-20s %6s %9s %11s %11s %14s %8s\n", "defect type", "images",
                 "defective", "image AUROC", "pixel AUROC", "pixel (eq. 7)", "AU-PRO");
   out << line;
@@ -136,7 +137,7 @@ void print_report(std::ostream& out, const TestReport& report) {
       {"load (read + decode)", t.load_ms},
       {"backbone (resize + CNN)", t.backbone_ms},
       {"encode (LSH codes)", t.encode_ms},
-      {"query (filter probes)", t.query_ms},
+      {report.knn ? "query (kNN search)" : "query (filter probes)", t.query_ms},
       {"upsample + image score", t.upsample_ms},
       {"total", t.total_ms()}};
   for (const auto& [name, ms] : stages) {
@@ -157,8 +158,8 @@ void print_report(std::ostream& out, const TestReport& report) {
   out << line;
   out << "peak resident memory: " << format_bytes(report.peak_rss_scoring)
       << " while scoring, " << format_bytes(report.peak_rss) << " with the pixel metrics\n";
-  out << "model file: " << format_bytes(report.model_bytes) << " (filter "
-      << format_bytes(report.filter_bytes) << ")\n";
+  out << "model file: " << format_bytes(report.model_bytes) << " ("
+      << (report.knn ? "index " : "filter ") << format_bytes(report.structure_bytes) << ")\n";
   std::snprintf(line, sizeof line,
                 "threshold %.6g: %zu of %zu good and %zu of %zu defective images flagged\n",
                 report.threshold, good_flagged, good, defective_flagged,
@@ -171,6 +172,7 @@ nlohmann::json report_json(const TestReport& report) {
   json["model"] = report.model;
   json["data"] = report.data;
   json["features"] = report.features;
+  json["method"] = report.method;
   for (const MetricRow& row : report.rows) {
     nlohmann::json entry = {{"images", row.images},
                             {"defective", row.defective},
@@ -189,12 +191,13 @@ nlohmann::json report_json(const TestReport& report) {
   json["ms_per_image"] = {{"load", t.load_ms / n},         {"backbone", t.backbone_ms / n},
                           {"encode", t.encode_ms / n},     {"query", t.query_ms / n},
                           {"upsample", t.upsample_ms / n}, {"total", t.total_ms() / n}};
+  json["cpu_ms_per_image"] = {{"encode", t.encode_cpu_ms / n}, {"query", t.query_cpu_ms / n}};
   json["images_per_second"] = 1000.0 * n / std::max(report.wall_ms, 1e-9);
   json["evaluation_seconds"] = report.evaluation_ms / 1000.0;
   json["peak_rss_bytes_scoring"] = report.peak_rss_scoring;
   json["peak_rss_bytes"] = report.peak_rss;
   json["model_bytes"] = report.model_bytes;
-  json["filter_bytes"] = report.filter_bytes;
+  json[report.knn ? "index_bytes" : "filter_bytes"] = report.structure_bytes;
   json["threshold"] = report.threshold;
   json["images"] = nlohmann::json::array();
   for (const ImageResult& image : report.images) {

@@ -19,9 +19,11 @@ namespace amq::cli {
 struct StageTimes {
   double load_ms = 0.0;      ///< Reading and decoding the image file.
   double backbone_ms = 0.0;  ///< Resizing and normalising the image and running the network.
-  double encode_ms = 0.0;    ///< LSH codes of every feature pixel.
-  double query_ms = 0.0;     ///< Filter probes and pixel scores.
+  double encode_ms = 0.0;    ///< LSH codes of every feature pixel (AMQ only).
+  double query_ms = 0.0;     ///< Filter probes and pixel scores, or the kNN search.
   double upsample_ms = 0.0;  ///< Score map to image size, image score.
+  double encode_cpu_ms = 0.0;  ///< encode_ms as CPU time of the process (all threads).
+  double query_cpu_ms = 0.0;   ///< query_ms as CPU time of the process (all threads).
 
   /// The sum of all stages.
   double total_ms() const { return load_ms + backbone_ms + encode_ms + query_ms + upsample_ms; }
@@ -70,6 +72,8 @@ struct TestReport {
   std::string model;                ///< Model file.
   std::string data;                 ///< Data folder.
   std::string features;             ///< Feature source description.
+  std::string method;               ///< The method and its search parameters (one line).
+  bool knn = false;                 ///< A kNN model: the query is a search of an index.
   std::vector<MetricRow> rows;      ///< From evaluate().
   std::vector<ImageResult> images;  ///< Per-image scores and verdicts.
   StageTimes times;                 ///< Summed over images.
@@ -78,7 +82,7 @@ struct TestReport {
   std::size_t peak_rss_scoring = 0; ///< Peak resident bytes before the metrics.
   std::size_t peak_rss = 0;         ///< Peak resident bytes at the end.
   std::size_t model_bytes = 0;      ///< Model file size.
-  std::size_t filter_bytes = 0;     ///< Bloom filter size within it.
+  std::size_t structure_bytes = 0;  ///< Bloom filter or kNN index size within it.
   float threshold = 0.0f;           ///< Image-score threshold stored with the model.
 };
 

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <sstream>
 
@@ -11,20 +12,47 @@
 
 namespace amq::cli {
 
-std::size_t peak_resident_bytes() {
+namespace {
+
+/// A "Vm...:" field of /proc/self/status in bytes, or 0 when it is not there.
+std::size_t status_bytes(const char* field) {
   std::ifstream status("/proc/self/status");
+  const std::string prefix = std::string(field) + ":";
   std::string line;
   while (std::getline(status, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) {
-      std::istringstream fields(line.substr(6));
+    if (line.rfind(prefix, 0) == 0) {
+      std::istringstream fields(line.substr(prefix.size()));
       std::size_t kib = 0;
       fields >> kib;
       return kib * 1024;
     }
   }
+  return 0;
+}
+
+}  // namespace
+
+double CpuStopwatch::now_ms() {
+  timespec time{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &time);
+  return static_cast<double>(time.tv_sec) * 1e3 + static_cast<double>(time.tv_nsec) * 1e-6;
+}
+
+std::size_t peak_resident_bytes() {
+  const std::size_t peak = status_bytes("VmHWM");
+  if (peak > 0) return peak;
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   return static_cast<std::size_t>(usage.ru_maxrss) * 1024;  // Linux reports KiB
+}
+
+std::size_t resident_bytes() { return status_bytes("VmRSS"); }
+
+bool reset_peak_resident_bytes() {
+  std::ofstream clear("/proc/self/clear_refs");
+  clear << "5";
+  clear.flush();
+  return clear.good();
 }
 
 void write_file_atomically(const std::filesystem::path& path,

@@ -33,9 +33,37 @@ class Stopwatch {
   Clock::time_point start_;
 };
 
+/// A stopwatch of the CPU time of the whole process (all threads), in milliseconds: on a
+/// machine shared with other jobs it measures the work done, not the waiting for a core.
+class CpuStopwatch {
+ public:
+  /// Starts the stopwatch.
+  CpuStopwatch() : start_(now_ms()) {}
+  /// CPU milliseconds since construction or the last lap, then starts again.
+  double lap_ms() {
+    const double now = now_ms();
+    const double ms = now - start_;
+    start_ = now;
+    return ms;
+  }
+  /// CPU milliseconds of the process so far (CLOCK_PROCESS_CPUTIME_ID).
+  static double now_ms();
+
+ private:
+  double start_;
+};
+
 /// The largest resident set size this process has had so far, in bytes (VmHWM of
 /// /proc/self/status, or getrusage's ru_maxrss where /proc is missing).
 std::size_t peak_resident_bytes();
+
+/// The resident set size of this process now, in bytes (VmRSS of /proc/self/status; 0 where
+/// /proc is missing).
+std::size_t resident_bytes();
+
+/// Starts a new peak for peak_resident_bytes() at the current resident size (Linux 4.0 and
+/// later: writes 5 to /proc/self/clear_refs). Returns false where that is not possible.
+bool reset_peak_resident_bytes();
 
 /// Writes a file so that readers see either the old file or the complete new one: `write`
 /// fills a temporary file in the same folder, which is flushed, closed and renamed over `path`.

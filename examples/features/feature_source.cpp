@@ -162,6 +162,9 @@ FeatureOptions default_options(Backbone backbone) {
   if (backbone == Backbone::mobilenet_v2) {
     options.layers = {"features.6", "features.13", "features.17"};
     options.framing = Framing::full_image;
+    // MobileNetV2 is bound by memory traffic: one image's activations stay in cache, a batch's
+    // do not, and batching measured slower per image (docs/results.md, "Feature sources").
+    options.batch_size = 1;
   } else {
     options.layers = {"layer2", "layer3", "layer4"};
     options.framing = Framing::center_crop;

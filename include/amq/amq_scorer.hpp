@@ -288,26 +288,33 @@ class AmqScorer {
     report_.estimated_fpr = filter_->estimated_fpr();
   }
 
-  /// Writes the W · H pixel scores of `map` to `out`: s = 1 − (1/G) Σ_k E_k, the paper's eq. 6,
-  /// where E_k says whether key k of the pixel is in the filter (with K codes per key: the
-  /// G/K table keys, s = 1 − found/(G/K)). OpenMP across pixels.
-  void score(const FeatureMap& map, float* out) const {
+  /// The first step of score: the G LSH codes of every pixel of `map`, W · H rows of G codes
+  /// (row-major), for score_codes. Callers that time or batch the two steps apart use these.
+  std::vector<std::int32_t> encode(const FeatureMap& map) const {
+    expect_map(map, report_.images == 0);
+    return encoder_.encode(map.matrix());
+  }
+
+  /// The second step of score: writes to `out` the scores of `pixels` pixels from their codes
+  /// (`pixels` rows of G codes, as encode gives them), s = 1 − (1/G) Σ_k E_k, the paper's
+  /// eq. 6, where E_k says whether key k of the pixel is in the filter (with K codes per key:
+  /// the G/K table keys, s = 1 − found/(G/K)). OpenMP across pixels.
+  void score_codes(const std::int32_t* codes, std::size_t pixels, float* out) const {
     AMQ_EXPECTS(filter_, "score needs a trained model: call fit or build first");
-    expect_map(map, false);
-    AMQ_EXPECTS(out != nullptr, "score map output is null");
-    const std::vector<std::int32_t> codes = encoder_.encode(map.matrix());
+    AMQ_EXPECTS(pixels == 0 || codes != nullptr, "codes of " << pixels << " pixels are null");
+    AMQ_EXPECTS(pixels == 0 || out != nullptr, "score map output is null");
     const std::size_t g = encoder_.hashes();
     const std::size_t t_count = tables();
     const std::uint32_t k = params_.codes_per_key;
-    const auto pixels = static_cast<std::ptrdiff_t>(map.pixels());
+    const auto count = static_cast<std::ptrdiff_t>(pixels);
     const Filter& filter = *filter_;
 
 #pragma omp parallel
     {
       std::vector<std::uint64_t> keys(t_count);
 #pragma omp for schedule(static)
-      for (std::ptrdiff_t p = 0; p < pixels; ++p) {
-        const std::int32_t* row = codes.data() + static_cast<std::size_t>(p) * g;
+      for (std::ptrdiff_t p = 0; p < count; ++p) {
+        const std::int32_t* row = codes + static_cast<std::size_t>(p) * g;
         for (std::size_t t = 0; t < t_count; ++t) {
           keys[t] = make_table_key(static_cast<std::uint32_t>(t), row + t * k, k);
         }
@@ -316,6 +323,15 @@ class AmqScorer {
                                               static_cast<double>(t_count));
       }
     }
+  }
+
+  /// Writes the W · H pixel scores of `map` to `out`: score_codes(encode(map)), eq. 6.
+  void score(const FeatureMap& map, float* out) const {
+    AMQ_EXPECTS(filter_, "score needs a trained model: call fit or build first");
+    expect_map(map, false);
+    AMQ_EXPECTS(out != nullptr, "score map output is null");
+    const std::vector<std::int32_t> codes = encoder_.encode(map.matrix());
+    score_codes(codes.data(), map.pixels(), out);
   }
 
   /// The W · H pixel scores of `map` (see the pointer overload).
