@@ -10,13 +10,13 @@
 #   AMQ_WEIGHTS  MobileNetV2 1.0/224 ImageNet weights as float32 safetensors; see
 #                docs/feature-sources.md for how that file is made from the Apache-2.0
 #                TF-slim release.
-# Outputs go to AMQ_OUT (default build/demo): model, report.json, heatmaps/.
+# Outputs go to AMQ_OUT (default build-demo/demo): model, report.json, heatmaps/.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 shared=$root/../shared
 data=${AMQ_DATA:-$shared/data/mvtec_ad/bottle}
 weights=${AMQ_WEIGHTS:-$shared/models/mobilenet_v2_1.0_224.safetensors}
-build=${AMQ_BUILD:-$root/build}
+build=${AMQ_BUILD:-$root/build-demo}
 out=${AMQ_OUT:-$build/demo}
 
 if [ ! -d "$data/train/good" ] || [ ! -d "$data/test" ]; then
@@ -34,7 +34,7 @@ fi
 
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DAMQ_BUILD_TESTS=OFF \
   -DAMQ_BUILD_BENCHMARKS=OFF -DAMQ_ENABLE_CUDA=OFF >/dev/null
-cmake --build "$build" -j2 --target amq_cli
+cmake --build "$build" -j"$(nproc)" --target amq_cli
 amq=$build/examples/amq
 
 mkdir -p "$out"
