@@ -17,16 +17,15 @@
 namespace {
 
 const std::filesystem::path& input_path() {
-  static const std::filesystem::path path = std::filesystem::temp_directory_path() /
-                                            ("amq_fuzz_image_" + std::to_string(::getpid()));
+  static const std::filesystem::path path =
+      std::filesystem::temp_directory_path() / ("amq_fuzz_image_" + std::to_string(::getpid()));
   return path;
 }
 
 void read_mask_of_size(std::size_t width, std::size_t height) {
   try {
     const amq::cli::Mask mask = amq::cli::read_mask(input_path(), width, height);
-    if (mask.width != width || mask.height != height ||
-        mask.pixels.size() != width * height) {
+    if (mask.width != width || mask.height != height || mask.pixels.size() != width * height) {
       std::abort();
     }
     for (const std::uint8_t label : mask.pixels) {

@@ -17,7 +17,8 @@ namespace {
 void reseal(std::vector<std::uint8_t>& bytes) {
   if (bytes.size() < 8) return;
   const std::uint64_t sum = amq::fnv1a64(bytes.data(), bytes.size() - 8);
-  for (int i = 0; i < 8; ++i) bytes[bytes.size() - 8 + i] = static_cast<std::uint8_t>(sum >> (8 * i));
+  for (int i = 0; i < 8; ++i)
+    bytes[bytes.size() - 8 + i] = static_cast<std::uint8_t>(sum >> (8 * i));
 }
 
 template <class Scorer>
@@ -35,8 +36,8 @@ void load(const std::vector<std::uint8_t>& bytes) {
     for (const float s : scorer.score(amq::FeatureMap{map.data(), w, h, d})) {
       if (!(s >= 0.0f && s <= 1.0f)) std::abort();
     }
-    const float image = scorer.image_score(scorer.score(amq::FeatureMap{map.data(), w, h, d})
-                                               .data());
+    const float image =
+        scorer.image_score(scorer.score(amq::FeatureMap{map.data(), w, h, d}).data());
     if (!(image >= 0.0f && image <= 1.0f)) std::abort();
   } catch (const amq::Error&) {
     // refused with a message: the expected outcome for almost every input

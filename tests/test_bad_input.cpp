@@ -6,8 +6,8 @@
 
 #include <sys/resource.h>
 
-#include <csignal>
 #include <cmath>
+#include <csignal>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -202,7 +202,8 @@ TEST_CASE("bad input: scorer rules") {
   // 16. Codes per key K that does not divide G.
   params = tiny_params();
   params.codes_per_key = 3;
-  AMQ_CHECK_REFUSED(Classic{params}, "codes per key K must be at least 1 and divide G = 4, got K = 3");
+  AMQ_CHECK_REFUSED(Classic{params},
+                    "codes per key K must be at least 1 and divide G = 4, got K = 3");
   params.codes_per_key = 0;
   AMQ_CHECK_REFUSED(Classic{params}, "got K = 0");
   // 17. Unknown rule numbers (e.g. a cast from a bad configuration value).
@@ -319,8 +320,7 @@ TEST_CASE("bad input: metric inputs") {
   AMQ_CHECK_REFUSED(amq::au_pro({amq::ScoreMapView{scores.data(), labels, big + 1, big}}),
                     "pixels overflows the address space");
   const std::uint8_t normal[4] = {0, 0, 0, 0};
-  AMQ_CHECK_REFUSED(amq::au_pro({amq::ScoreMapView{scores.data(), normal, 2, 2}}),
-                    "0 regions");
+  AMQ_CHECK_REFUSED(amq::au_pro({amq::ScoreMapView{scores.data(), normal, 2, 2}}), "0 regions");
   AMQ_CHECK_REFUSED(amq::au_pro({amq::ScoreMapView{scores.data(), labels, 2, 2}}, 0.0),
                     "max_fpr must lie in (0, 1]");
 }

@@ -80,8 +80,8 @@ std::string heatmap_name(const fs::path& image, const std::string& prefix) {
 /// Scores the held-out normal images with the trained detector; records in its metadata the
 /// threshold, which comes from normal images the filter has not seen: the largest of their
 /// image scores, so that every held-out normal image is judged normal; and the heatmap range.
-void set_threshold(Detector& detector, const std::vector<fs::path>& held_images,
-                   double holdout, std::size_t hashes) {
+void set_threshold(Detector& detector, const std::vector<fs::path>& held_images, double holdout,
+                   std::size_t hashes) {
   StageTimes times;
   std::vector<float> held_scores;
   std::vector<float> held_pixels;
@@ -266,7 +266,7 @@ void run_train(const TrainOptions& o) {
   for (const fs::path& data : o.data) metadata["training"]["data"].push_back(data.string());
 
   Detector detector{metadata, settings, std::move(source), std::move(*scorer), 0.0f, {},
-                    o.smooth_sigma};
+                    o.smooth_sigma, nullptr};
   set_threshold(detector, held_images, o.holdout, o.hashes);
 
   ModelFile model{detector.metadata, scorer_bytes(detector.scorer)};

@@ -34,9 +34,11 @@ struct MethodRun {
   double fit_cpu_ms = 0;            ///< Collect and build, CPU time.
   std::size_t structure_bytes = 0;  ///< Filter or index.
   std::size_t model_bytes = 0;      ///< The serialized scorer.
-  std::size_t fit_peak = 0;         ///< Peak resident bytes above the start of fitting.
-  std::size_t score_peak = 0;       ///< Peak resident bytes above the start of scoring.
-  bool peaks_measured = false;      ///< False where the peak could not be reset between steps.
+  std::size_t fit_peak = 0;         ///< Peak resident bytes while fitting, above its start.
+  /// Peak resident bytes while scoring, above the start of fitting: the model in memory and
+  /// the scoring buffers.
+  std::size_t score_peak = 0;
+  bool peaks_measured = false;  ///< False where the peak could not be reset between steps.
 };
 
 std::string load_average() {
@@ -165,7 +167,6 @@ MethodRun run_method(const std::string& method, const CompareOptions& o, const C
                build_summary(scorer, built).c_str(), run.fit_ms / 1000.0, run.fit_cpu_ms / 1000.0);
 
   run.peaks_measured = reset_peak_resident_bytes() && run.peaks_measured;
-  const std::size_t score_base = resident_bytes();
   clear_pixels(pixels);
   std::vector<ImageResult> images;
   for (std::size_t i = 0; i < f.test.size(); ++i) {
@@ -181,7 +182,7 @@ MethodRun run_method(const std::string& method, const CompareOptions& o, const C
     pixels.append(scores, labels[i], r.width, r.height);
     images.push_back({f.samples[i].image.string(), f.samples[i].defect, image_score, false});
   }
-  run.score_peak = peak_resident_bytes() - std::min(score_base, peak_resident_bytes());
+  run.score_peak = peak_resident_bytes() - std::min(fit_base, peak_resident_bytes());
   run.description = describe_scorer(scorer);
   run.structure_bytes = query_structure_bytes(scorer);
   run.model_bytes = scorer_bytes(scorer).size();
@@ -217,6 +218,8 @@ void run_compare(const CompareOptions& o) {
                 "cannot write report " << o.report << ": folder " << folder << " does not exist");
   }
   AMQ_EXPECTS(!o.methods.empty(), "compare needs at least one method");
+  AMQ_EXPECTS(!o.extract_only || !o.features.empty(),
+              "--extract-only needs --features (the cache file to write)");
   for (const std::string& method : o.methods) {
     TrainOptions t = o.settings;
     t.method = method;
@@ -238,6 +241,10 @@ void run_compare(const CompareOptions& o) {
                         {"data", fs::absolute(o.data, error).string()},
                         {"holdout", o.settings.holdout}};
   const CategoryFeatures f = category_features(o, settings, key);
+  if (o.extract_only) {
+    std::printf("features of %zu images in %s\n", f.image_count(), o.features.string().c_str());
+    return;
+  }
   const std::vector<std::vector<std::uint8_t>> labels = region_labels(f);
 
   std::vector<features::FeatureMapBuffer> first(
@@ -275,9 +282,10 @@ void run_compare(const CompareOptions& o) {
   std::printf("load + backbone per image: %.1f ms CPU, %.1f ms wall\n\n", front_cpu, front_wall);
   std::printf("%-10s %7s %7s %7s %12s %12s %12s %9s %12s %12s %12s %12s %9s\n", "method", "image",
               "pixel", "AU-PRO", "scoring ms", "scoring ms", "overall ms", "images/s", "filter or",
-              "model", "peak fit", "peak score", "fit s");
+              "model", "memory", "memory", "fit s");
   std::printf("%-10s %7s %7s %7s %12s %12s %12s %9s %12s %12s %12s %12s %9s\n", "", "AUROC",
-              "AUROC", "", "CPU", "wall", "CPU", "CPU", "index", "bytes", "", "", "CPU");
+              "AUROC", "", "CPU", "wall", "CPU", "CPU", "index", "bytes", "fitting", "scoring",
+              "CPU");
   nlohmann::json json;
   json["data"] = o.data.string();
   json["load_average"] = {{"before", load_before}, {"after", load_after}};
@@ -340,15 +348,16 @@ void run_compare(const CompareOptions& o) {
     const double memory_ratio =
         static_cast<double>(hnsw->structure_bytes) / static_cast<double>(amq->structure_bytes);
     std::printf(
-        "\nAMQ against kNN-HNSW: scoring %.1fx faster (CPU time), filter %.1fx smaller "
-        "than the index",
-        time_ratio, memory_ratio);
-    json["amq_vs_hnsw"] = {{"scoring_speedup_cpu", time_ratio}, {"structure_ratio", memory_ratio}};
-    if (amq->peaks_measured && hnsw->peaks_measured && amq->score_peak > 0) {
+        "\nAMQ / kNN-HNSW: scoring time (CPU) %.4f (HNSW takes %.1fx as long); filter / "
+        "index bytes %.4f (%.1fx smaller)",
+        1.0 / time_ratio, time_ratio, 1.0 / memory_ratio, memory_ratio);
+    json["amq_vs_hnsw"] = {{"scoring_time_ratio_cpu", 1.0 / time_ratio},
+                           {"structure_bytes_ratio", 1.0 / memory_ratio}};
+    if (amq->peaks_measured && hnsw->peaks_measured && hnsw->score_peak > 0) {
       const double peak_ratio =
-          static_cast<double>(hnsw->score_peak) / static_cast<double>(amq->score_peak);
-      std::printf(", peak scoring memory %.1fx smaller", peak_ratio);
-      json["amq_vs_hnsw"]["score_peak_ratio"] = peak_ratio;
+          static_cast<double>(amq->score_peak) / static_cast<double>(hnsw->score_peak);
+      std::printf("; memory while scoring %.4f", peak_ratio);
+      json["amq_vs_hnsw"]["score_memory_ratio"] = peak_ratio;
     }
     std::printf("\n");
   }

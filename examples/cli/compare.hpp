@@ -24,6 +24,7 @@ struct CompareOptions {
   /// extract without keeping the features.
   std::filesystem::path features;
   std::filesystem::path report;  ///< JSON report to write; empty = none.
+  bool extract_only = false;      ///< Only extract and cache the features (needs `features`).
 };
 
 /// Extracts the features of `data` once (or reads them from the cache), then trains and tests

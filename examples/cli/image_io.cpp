@@ -70,8 +70,8 @@ Header read_header(const std::vector<unsigned char>& bytes) {
       continue;
     }
     if (marker == 0xd9 || at + 4 > bytes.size()) return header;
-    const bool frame = marker >= 0xc0 && marker <= 0xcf && marker != 0xc4 && marker != 0xc8 &&
-                       marker != 0xcc;
+    const bool frame =
+        marker >= 0xc0 && marker <= 0xcf && marker != 0xc4 && marker != 0xc8 && marker != 0xcc;
     if (frame && at + 9 <= bytes.size()) {
       header.height = big_endian(bytes, at + 5, 2);
       header.width = big_endian(bytes, at + 7, 2);
@@ -95,10 +95,10 @@ void check_header(const std::vector<unsigned char>& bytes, const std::filesystem
   const Header header = read_header(bytes);
   AMQ_EXPECTS(header.kind != Header::Kind::other,
               "cannot decode " << what << " " << path << ": not a PNG or JPEG image");
-  AMQ_EXPECTS(header.width == 0 || header.height == 0 ||
-                  header.width * header.height <= max_image_pixels,
-              what << " " << path << " is " << header.width << " x " << header.height
-                   << " pixels, more than the " << max_image_pixels << " (2^26) amq reads");
+  AMQ_EXPECTS(
+      header.width == 0 || header.height == 0 || header.width * header.height <= max_image_pixels,
+      what << " " << path << " is " << header.width << " x " << header.height
+           << " pixels, more than the " << max_image_pixels << " (2^26) amq reads");
   AMQ_EXPECTS(header.complete, "cannot decode " << what << " " << path
                                                 << ": truncated or corrupt JPEG (no end-of-image "
                                                    "marker after its image data)");

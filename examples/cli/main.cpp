@@ -160,6 +160,8 @@ int main(int argc, char** argv) {
   compare_command->add_option("--features", compare.features,
                               "Feature cache: read if it exists and matches, else written");
   compare_command->add_option("--report", compare.report, "Write the results as JSON");
+  compare_command->add_flag("--extract-only", compare.extract_only,
+                            "Only extract the features into the --features cache");
 
   try {
     app.parse(argc, argv);

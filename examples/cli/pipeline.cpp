@@ -285,7 +285,8 @@ Detector load_detector(const fs::path& model_path, const fs::path& weights_overr
                       meta.at("threshold").at("value").get<float>(),
                       {meta.at("heatmap").at("low").get<float>(),
                        meta.at("heatmap").at("high").get<float>()},
-                      meta.at("method").value("smooth_sigma", 0.0)};
+                      meta.at("method").value("smooth_sigma", 0.0),
+                      nullptr};
     detector.source = make_source(detector.settings);
     const auto [width, height, depth] = scorer_shape(detector.scorer);
     AMQ_EXPECTS(detector.source->depth() == depth && detector.source->width() == width &&

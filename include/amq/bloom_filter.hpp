@@ -145,8 +145,8 @@ class BloomFilter {
     try {
       return Words(Policy::word_count(params), 0);
     } catch (const std::bad_alloc&) {
-      AMQ_FAIL("cannot allocate a Bloom filter of " << params.bits << " bits ("
-                                                    << params.bits / 8 << " bytes)");
+      AMQ_FAIL("cannot allocate a Bloom filter of " << params.bits << " bits (" << params.bits / 8
+                                                    << " bytes)");
     }
   }
 

@@ -20,8 +20,10 @@
 /// For R = 1 it is the paper's score. RadiusRule::first_found is the textbook reduction,
 /// s = (r* + 1 − f_{r*}) / R with r* the smallest i where f_i ≥ τ (s = 1 when there is none);
 /// it reads only one radius and jumps with τ. On MVTec AD bottle (docs/results.md) the mean
-/// rule follows the exact NN distance more closely (rank correlation) and ranks at least as well,
-/// hence the default.
+/// rule correlates better with the exact NN distance (Spearman) and gives the higher pixel
+/// AUROC at every base width tried; with many training pixels the found fraction at the
+/// smallest radius is already ≥ τ = 0.5 for nearly every pixel, so first_found mostly reduces
+/// to the single-radius score. Hence the default.
 ///
 /// Model files: a format of their own (magic AMQRADII), described in docs/model-format.md.
 #pragma once

@@ -55,9 +55,9 @@ inline void expect_score_map(const float* scores, std::size_t width, std::size_t
 inline void expect_image_size(std::size_t image_width, std::size_t image_height) {
   AMQ_EXPECTS(image_width > 0 && image_height > 0,
               "image size must be positive, got " << image_width << " x " << image_height);
-  AMQ_EXPECTS(image_height <= SIZE_MAX / sizeof(float) / image_width,
-              "image of " << image_width << " x " << image_height
-                          << " pixels overflows the address space");
+  AMQ_EXPECTS(
+      image_height <= SIZE_MAX / sizeof(float) / image_width,
+      "image of " << image_width << " x " << image_height << " pixels overflows the address space");
 }
 
 }  // namespace detail

@@ -81,9 +81,9 @@ cv::Mat picture(int width, int height) {
   cv::Mat bgr(height, width, CV_8UC3);
   for (int y = 0; y < height; ++y) {
     for (int x = 0; x < width; ++x) {
-      bgr.at<cv::Vec3b>(y, x) = cv::Vec3b(static_cast<unsigned char>(10 + x),
-                                          static_cast<unsigned char>(100 + y),
-                                          static_cast<unsigned char>(200 + (x + y) % 50));
+      bgr.at<cv::Vec3b>(y, x) =
+          cv::Vec3b(static_cast<unsigned char>(10 + x), static_cast<unsigned char>(100 + y),
+                    static_cast<unsigned char>(200 + (x + y) % 50));
     }
   }
   return bgr;
@@ -238,7 +238,7 @@ TEST_CASE("accepted by design: grey, 16-bit, RGBA and grey JPEG images become 8-
   }
   // 12. 16-bit RGB: each channel keeps its high byte (value / 256).
   cv::Mat deep(2, 2, CV_16UC3);
-  deep.at<cv::Vec3w>(0, 0) = cv::Vec3w(0, 0x1234, 0xffff);       // B, G, R
+  deep.at<cv::Vec3w>(0, 0) = cv::Vec3w(0, 0x1234, 0xffff);  // B, G, R
   deep.at<cv::Vec3w>(0, 1) = cv::Vec3w(0x00ff, 0x0100, 0x8000);
   deep.at<cv::Vec3w>(1, 0) = cv::Vec3w(0x7fff, 0xabcd, 0x0001);
   deep.at<cv::Vec3w>(1, 1) = cv::Vec3w(0xfeff, 0x5555, 0xaaaa);
@@ -502,8 +502,8 @@ struct Run {
 // Runs `amq ARGS` with stderr captured; stdout is discarded.
 Run run_amq(const TempDir& dir, const std::string& args) {
   const fs::path err = dir / "stderr.txt";
-  const std::string command = std::string("\"") + AMQ_CLI_PATH + "\" " + args + " >/dev/null 2>\"" +
-                              err.string() + "\"";
+  const std::string command =
+      std::string("\"") + AMQ_CLI_PATH + "\" " + args + " >/dev/null 2>\"" + err.string() + "\"";
   const int raw = std::system(command.c_str());
   Run run;
   run.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
