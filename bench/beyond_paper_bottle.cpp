@@ -1,6 +1,6 @@
 // The extensions beyond the paper on MVTec AD bottle with MobileNetV2 features (D = 288 on a
 // 28 × 28 grid), each against the paper-faithful default (dense projection, K = 1, one bucket
-// width ε = 2σ, classic filter of M = 2^28 bits sized by eq. 5, mean image score):
+// width ε = 2σ (--eps), classic filter of M = 2^28 bits sized by eq. 5, mean image score):
 //   structured  dense vs structured projection: AUROC and encode time per image;
 //   and         AND-concatenation K = 1, 2, 4, 8: AUROC, distinct keys, filter sizes;
 //   radius      multi-radius (R widths ε₀·2^i) vs single radius vs exact kNN (Faiss flat).
@@ -9,6 +9,7 @@
 // file so that later runs skip the network.
 //
 // beyond_paper_bottle DATA_DIR WEIGHTS CACHE_FILE [structured|and|radius|all] [WIDTHS]
+//                     [--layers a,b,c] [--eps E]
 // WIDTHS: bucket widths in units of σ for the radius comparison, "0.125,0.5,2" by default.
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -120,7 +121,8 @@ std::vector<FeatureMapBuffer> extract(amq::features::FeatureSource& source,
   return maps;
 }
 
-Dataset load(const fs::path& data, const std::string& weights, const fs::path& cache) {
+Dataset load(const fs::path& data, const std::string& weights, const fs::path& cache,
+             const std::vector<std::string>& layers) {
   Dataset set;
   const std::vector<fs::path> train = images_in(data / "train" / "good");
   std::vector<fs::path> test;
@@ -139,8 +141,9 @@ Dataset load(const fs::path& data, const std::string& weights, const fs::path& c
     set.test = read_maps(in);
   } else {
     using namespace amq::features;
-    auto source = make_feature_source(Backbone::mobilenet_v2, weights,
-                                      default_options(Backbone::mobilenet_v2));
+    FeatureOptions options = default_options(Backbone::mobilenet_v2);
+    if (!layers.empty()) options.layers = layers;
+    auto source = make_feature_source(Backbone::mobilenet_v2, weights, options);
     set.train = extract(*source, train);
     set.test = extract(*source, test);
     std::ofstream out(cache, std::ios::binary);
@@ -352,28 +355,52 @@ void run_amq(const std::string& name, const Dataset& set, const amq::ScorerParam
 
 }  // namespace
 
-int main(int argc, char** argv) {
+std::vector<std::string> split(const std::string& list) {
+  std::vector<std::string> items;
+  for (std::size_t at = 0; at < list.size();) {
+    const std::size_t comma = std::min(list.find(',', at), list.size());
+    items.push_back(list.substr(at, comma - at));
+    at = comma + 1;
+  }
+  return items;
+}
+
+int main(int raw_argc, char** raw_argv) {
   try {
+    // Options --layers a,b,c (MobileNetV2 layers of a new feature cache; default: the
+    // backbone's) and --eps E (default bucket width in units of σ, 2), then positionals.
+    std::vector<std::string> layers;
+    double eps = 2.0;
+    std::vector<char*> positional;
+    for (int i = 0; i < raw_argc; ++i) {
+      const std::string arg = raw_argv[i];
+      if ((arg == "--layers" || arg == "--eps") && i + 1 < raw_argc) {
+        if (arg == "--layers") layers = split(raw_argv[i + 1]);
+        if (arg == "--eps") eps = std::stod(raw_argv[i + 1]);
+        ++i;
+      } else {
+        positional.push_back(raw_argv[i]);
+      }
+    }
+    const int argc = static_cast<int>(positional.size());
+    char** argv = positional.data();
     AMQ_EXPECTS(argc >= 4,
                 "usage: beyond_paper_bottle DATA_DIR WEIGHTS CACHE_FILE "
                 "[structured|and|radius|all] [WIDTHS]");
     const std::string which = argc > 4 ? argv[4] : "all";
     // Bucket widths in units of σ: single radius at each, and R = 4 starting at each.
     std::vector<double> widths;
-    std::string list = argc > 5 ? argv[5] : "0.125,0.5,2";
-    for (std::size_t at = 0; at < list.size();) {
-      const std::size_t comma = std::min(list.find(',', at), list.size());
-      widths.push_back(std::stod(list.substr(at, comma - at)));
-      at = comma + 1;
+    for (const std::string& w : split(argc > 5 ? argv[5] : "0.125,0.5,2")) {
+      widths.push_back(std::stod(w));
     }
-    const Dataset set = load(argv[1], argv[2], argv[3]);
+    const Dataset set = load(argv[1], argv[2], argv[3], layers);
     const std::size_t depth = set.train.front().depth;
     const double sigma = projection_spread(set.train);
     std::printf(
         "bottle: %zu train, %zu test maps of %zu x %zu x %zu; sigma = %.4f, "
-        "eps = 2 sigma = %.4f\n\n",
+        "eps = %g sigma = %.4f\n\n",
         set.train.size(), set.test.size(), set.train.front().width, set.train.front().height, depth,
-        sigma, 2 * sigma);
+        sigma, eps, eps * sigma);
     const char* header =
         "| config | image AUROC (mean) | image AUROC (max) | pixel AUROC | score ms/image |"
         " distinct keys | B | est. FPR | M for FPR 1e-5 | fit s |\n"
@@ -382,15 +409,15 @@ int main(int argc, char** argv) {
     if (which == "structured" || which == "all") {
       std::printf("%s", header);
       double dense_ms = 0.0, structured_ms = 0.0;
-      run_amq<amq::LshEncoder<>>("dense", set, paper_params(depth, 2 * sigma), &dense_ms);
+      run_amq<amq::LshEncoder<>>("dense", set, paper_params(depth, eps * sigma), &dense_ms);
       run_amq<amq::LshEncoder<amq::StructuredProjection>>(
-          "structured", set, paper_params(depth, 2 * sigma), &structured_ms);
+          "structured", set, paper_params(depth, eps * sigma), &structured_ms);
       std::printf("\nencode ms/image: dense %.2f, structured %.2f\n\n", dense_ms, structured_ms);
     }
     if (which == "and" || which == "all") {
       std::printf("%s", header);
       for (std::uint32_t k : {1u, 2u, 4u, 8u}) {
-        amq::ScorerParams params = paper_params(depth, 2 * sigma);
+        amq::ScorerParams params = paper_params(depth, eps * sigma);
         params.codes_per_key = k;
         run_amq<amq::LshEncoder<>>("K = " + std::to_string(k), set, params, nullptr);
       }
