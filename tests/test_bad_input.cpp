@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <csignal>
@@ -107,7 +108,8 @@ Scorer from(const std::vector<std::uint8_t>& bytes) {
 struct TempDir {
   fs::path path;
   explicit TempDir(const std::string& name)
-      : path(fs::temp_directory_path() / ("amq_test_bad_input_" + name)) {
+      : path(fs::temp_directory_path() /
+             ("amq_test_bad_input_" + name + "_" + std::to_string(::getpid()))) {
     fs::remove_all(path);
     fs::create_directories(path);
   }

@@ -1,5 +1,6 @@
 #include "resources.hpp"
 
+#include <malloc.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -49,6 +50,7 @@ std::size_t peak_resident_bytes() {
 std::size_t resident_bytes() { return status_bytes("VmRSS"); }
 
 bool reset_peak_resident_bytes() {
+  malloc_trim(0);
   std::ofstream clear("/proc/self/clear_refs");
   clear << "5";
   clear.flush();

@@ -62,7 +62,9 @@ std::size_t peak_resident_bytes();
 std::size_t resident_bytes();
 
 /// Starts a new peak for peak_resident_bytes() at the current resident size (Linux 4.0 and
-/// later: writes 5 to /proc/self/clear_refs). Returns false where that is not possible.
+/// later: writes 5 to /proc/self/clear_refs), after handing freed heap memory back to the
+/// system (glibc's malloc_trim), so that memory freed by earlier work neither counts in the new
+/// baseline nor hides later allocations. Returns false where the peak cannot be reset.
 bool reset_peak_resident_bytes();
 
 /// Writes a file so that readers see either the old file or the complete new one: `write`
