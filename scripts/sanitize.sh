@@ -43,14 +43,15 @@ for step in "${steps[@]}"; do
       archer=$(clang++-14 -print-file-name=libarcher.so 2>/dev/null || true)
       [ -f "$archer" ] || archer=/usr/lib/llvm-14/lib/libarcher.so
       [ -f "$archer" ] || { echo "libarcher.so (LLVM OpenMP's TSan tool) not found"; exit 1; }
-      tsan_tests=(test_amq_scorer test_bloom_filter test_lsh_encoder)
+      tsan_tests=(test_amq_scorer test_bloom_filter test_lsh_encoder test_structured_projection)
       cmake -S "$root" -B "$build/tsan" "${common[@]}" -DCMAKE_CXX_COMPILER=clang++-14 \
         -DCMAKE_CXX_FLAGS="-Wall -Wextra -Werror -fsanitize=thread -fno-omit-frame-pointer" \
         >/dev/null
       cmake --build "$build/tsan" -j"$jobs" --target "${tsan_tests[@]}"
       for test in "${tsan_tests[@]}"; do
         echo "--- $test"
-        OMP_TOOL_LIBRARIES=$archer TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:ignore_noninstrumented_modules=1 \
+        OMP_TOOL_LIBRARIES=$archer \
+        TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:ignore_noninstrumented_modules=1 \
           "$build/tsan/tests/$test"
       done
       ;;

@@ -56,8 +56,10 @@ TEST_CASE("Walsh-Hadamard transform: H applied twice is n times the identity") {
 }
 
 TEST_CASE("rows have unit length and coordinates like normalised Gaussian directions") {
-  for (const auto& [dim, hashes] :
+  for (const auto& shape :
        {std::pair<std::size_t, std::size_t>{288, 2048}, {100, 64}, {1000, 300}}) {
+    const std::size_t dim = shape.first;
+    const std::size_t hashes = shape.second;
     CAPTURE(dim);
     const amq::StructuredProjection projection(amq::LshParams{dim, hashes, 1.0f, 7});
     const std::vector<float>& w = projection.directions();
@@ -98,8 +100,10 @@ TEST_CASE("with D a power of two, the rows of one block are orthonormal") {
 }
 
 TEST_CASE("fast projections equal the explicit matrix product within float rounding") {
-  for (const auto& [dim, hashes] :
+  for (const auto& shape :
        {std::pair<std::size_t, std::size_t>{288, 2048}, {5, 13}, {3584, 512}}) {
+    const std::size_t dim = shape.first;
+    const std::size_t hashes = shape.second;
     CAPTURE(dim);
     const amq::StructuredProjection projection(amq::LshParams{dim, hashes, 1.0f, 11});
     const std::size_t rows = 20;
