@@ -12,6 +12,9 @@
 //   d288_paper10   D = 288, 363 maps x 784 = 284 592 rows: the size of a 10 % coreset of the
 //                  paper's 3629 images x 784 pixels (flat and IVFPQ only; HNSW would add
 //                  minutes of build).
+// BM_AmqScore scores the same test map with AmqScorer fitted on the same bank, with the
+// command line's defaults (G = 2048, ε = 0.03 σ with σ = sqrt(trace Σ / D) of the bank,
+// M = 2^28 bits, B by eq. 5), so AMQ and the three indexes are timed on identical inputs.
 // Coreset selection itself is timed on 21, 52 and 104 images of D = 288 (cost grows about as
 // the square of the rows). AMQ_BENCH_KNN_FULL=1 adds HNSW at D = 3584 and the coreset of all
 // 209 images (several more minutes).
@@ -29,6 +32,7 @@
 #include <utility>
 #include <vector>
 
+#include "amq/amq_scorer.hpp"
 #include "knn/coreset.hpp"
 #include "knn/knn_scorer.hpp"
 
@@ -177,6 +181,51 @@ void BM_Search(benchmark::State& state, const Case& c, IndexKind kind) {
   }
 }
 
+/// AmqScorer fitted on the case's bank with the command line's defaults (see the top).
+const amq::AmqScorer<>& amq_scorer_for(const Case& c) {
+  static std::map<std::string, std::unique_ptr<amq::AmqScorer<>>> cache;
+  std::unique_ptr<amq::AmqScorer<>>& scorer = cache[c.name];
+  if (scorer) return *scorer;
+  const CaseData& d = data_for(c);
+  std::vector<double> sum(c.depth, 0.0), sum_squares(c.depth, 0.0);
+  for (std::size_t r = 0; r < c.rows; ++r) {
+    for (std::size_t j = 0; j < c.depth; ++j) {
+      const double v = d.bank[r * c.depth + j];
+      sum[j] += v;
+      sum_squares[j] += v * v;
+    }
+  }
+  double trace = 0.0;
+  for (std::size_t j = 0; j < c.depth; ++j) {
+    const double mean = sum[j] / static_cast<double>(c.rows);
+    trace += sum_squares[j] / static_cast<double>(c.rows) - mean * mean;
+  }
+  amq::ScorerParams params;
+  params.lsh.dim = c.depth;
+  params.lsh.bucket_width = static_cast<float>(0.03 * std::sqrt(trace / c.depth));
+  params.filter_bits = std::uint64_t{1} << 28;
+  scorer = std::make_unique<amq::AmqScorer<>>(params);
+  for (std::size_t r = 0; r < c.rows; r += kPixels) {
+    scorer->collect({d.bank.data() + r * c.depth, kSide, kSide, c.depth});
+  }
+  scorer->build();
+  return *scorer;
+}
+
+void BM_AmqScore(benchmark::State& state, const Case& c) {
+  const amq::AmqScorer<>& scorer = amq_scorer_for(c);
+  std::vector<float> scores;
+  for (auto _ : state) {
+    scores = scorer.score(query_map(c));
+    benchmark::DoNotOptimize(scores.data());
+  }
+  state.counters["pixels/s"] = benchmark::Counter(static_cast<double>(kPixels),
+                                                  benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["filter_MB"] = static_cast<double>(scorer.filter().size_bytes()) / 1e6;
+  state.counters["probes"] = scorer.filter().params().probes;
+  state.counters["threads"] = omp_get_max_threads();
+}
+
 void BM_Coreset(benchmark::State& state) {
   const auto images = static_cast<std::size_t>(state.range(0));
   SyntheticFeatures source(288, 7);
@@ -209,6 +258,10 @@ void register_case(const Case& c, std::initializer_list<IndexKind> kinds) {
   register_case(kD3584, {IndexKind::flat, IndexKind::ivfpq});
   if (full) register_case(kD3584, {IndexKind::hnsw});
   register_case(kPaper, {IndexKind::flat, IndexKind::ivfpq});
+  for (const Case* c : {&kD288, &kD3584, &kPaper}) {
+    benchmark::RegisterBenchmark((std::string("BM_AmqScore/") + c->name).c_str(), BM_AmqScore, *c)
+        ->Unit(benchmark::kMillisecond);
+  }
   auto* coreset = benchmark::RegisterBenchmark("BM_Coreset/d288", BM_Coreset);
   coreset->Arg(21)->Arg(52)->Arg(104)->Iterations(1)->Unit(benchmark::kSecond);
   if (full) coreset->Arg(209);

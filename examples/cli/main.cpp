@@ -51,6 +51,9 @@ void add_method_options(CLI::App* command, TrainOptions& o) {
       ->add_option("--codes-per-key,-K", o.codes_per_key,
                    "K codes per key (AND-concatenation, G/K keys per pixel); 1 = the paper")
       ->capture_default_str();
+  command->add_option("--projection", o.projection, "LSH projection")
+      ->check(CLI::IsMember({"dense", "structured"}))
+      ->capture_default_str();
   command->add_option("--filter", o.filter, "Bloom filter layout")
       ->check(CLI::IsMember({"classic", "split-block"}))
       ->capture_default_str();
@@ -103,9 +106,10 @@ int main(int argc, char** argv) {
       ->required();
   train_command->add_option("--weights", train.weights,
                             "Backbone weights (safetensors); with --resume: as trained");
-  train_command->add_option("--method", train.method,
-                            "amq, or a PatchCore-style kNN baseline: knn-flat (exact), "
-                            "knn-hnsw, knn-ivfpq")
+  train_command
+      ->add_option("--method", train.method,
+                   "amq, or a PatchCore-style kNN baseline: knn-flat (exact), "
+                   "knn-hnsw, knn-ivfpq")
       ->check(CLI::IsMember({"amq", "knn-flat", "knn-hnsw", "knn-ivfpq"}))
       ->capture_default_str();
   add_method_options(train_command, train);
@@ -127,22 +131,23 @@ int main(int argc, char** argv) {
   test_command->add_option("--heatmaps", test.heatmaps, "Write a heatmap per image here");
   test_command->add_option("--smooth-sigma", test.smooth_sigma,
                            "Replace the model's score-map smoothing (see train)");
-  test_command->add_option("--device", test.device,
-                           "Score on the CPU or (amq models, CUDA builds) on the GPU")
+  test_command
+      ->add_option("--device", test.device,
+                   "Score on the CPU or (amq models, CUDA builds) on the GPU")
       ->check(CLI::IsMember({"cpu", "cuda"}))
       ->capture_default_str();
 
   ScoreOptions score;
-  CLI::App* score_command =
-      app.add_subcommand("score", "Image score and verdict of each image");
+  CLI::App* score_command = app.add_subcommand("score", "Image score and verdict of each image");
   score_command->add_option("--model,-m", score.model, "Model file")->required();
   score_command->add_option("images", score.images, "Images to score")->required();
   score_command->add_option("--weights", score.weights, "Backbone weights (default: as trained)");
   score_command->add_option("--heatmaps", score.heatmaps, "Write a heatmap per image here");
   score_command->add_option("--smooth-sigma", score.smooth_sigma,
                             "Replace the model's score-map smoothing (see train)");
-  score_command->add_option("--device", score.device,
-                            "Score on the CPU or (amq models, CUDA builds) on the GPU")
+  score_command
+      ->add_option("--device", score.device,
+                   "Score on the CPU or (amq models, CUDA builds) on the GPU")
       ->check(CLI::IsMember({"cpu", "cuda"}))
       ->capture_default_str();
 
@@ -170,13 +175,13 @@ int main(int argc, char** argv) {
   }
 
   // Options that do not change the model; every other train option is fixed by a model.
-  const std::vector<std::string> free_with_resume = {"--data", "--weights", "--out", "--resume",
-                                                     "--batch-size", "--help"};
+  const std::vector<std::string> free_with_resume = {"--data",   "--weights",    "--out",
+                                                     "--resume", "--batch-size", "--help"};
   for (const CLI::Option* option : train_command->get_options()) {
     if (option->get_lnames().empty()) continue;
     const std::string flag = "--" + option->get_lnames().front();
-    if (option->count() > 0 && std::find(free_with_resume.begin(), free_with_resume.end(),
-                                          flag) == free_with_resume.end()) {
+    if (option->count() > 0 && std::find(free_with_resume.begin(), free_with_resume.end(), flag) ==
+                                   free_with_resume.end()) {
       train.model_options.push_back(flag);
     }
   }

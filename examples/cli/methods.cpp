@@ -77,9 +77,16 @@ AnyScorer make_method_scorer(const TrainOptions& o, std::size_t depth, float buc
     return AnyScorer(std::in_place_type<knn::KnnScorer>, knn_params(o));
   }
   const ScorerParams params = amq_params(o, depth, bucket_width);
-  if (o.filter == "split-block") return AnyScorer(std::in_place_type<SplitBlockScorer>, params);
-  AMQ_EXPECTS(o.filter == "classic",
+  AMQ_EXPECTS(o.filter == "classic" || o.filter == "split-block",
               "unknown filter '" << o.filter << "' (expected classic or split-block)");
+  AMQ_EXPECTS(o.projection == "dense" || o.projection == "structured",
+              "unknown projection '" << o.projection << "' (expected dense or structured)");
+  const bool split_block = o.filter == "split-block";
+  if (o.projection == "structured") {
+    if (split_block) return AnyScorer(std::in_place_type<StructuredSplitBlockScorer>, params);
+    return AnyScorer(std::in_place_type<StructuredClassicScorer>, params);
+  }
+  if (split_block) return AnyScorer(std::in_place_type<SplitBlockScorer>, params);
   return AnyScorer(std::in_place_type<ClassicScorer>, params);
 }
 
@@ -115,6 +122,7 @@ nlohmann::json method_json(const TrainOptions& o, float bucket_width, double spr
       {"seed", o.seed},
       {"codes_per_key", o.codes_per_key},
       {"filter", o.filter},
+      {"projection", o.projection},
       {"image_score", image_score_rule(o)},
       {"smooth_sigma", o.smooth_sigma}};
 }

@@ -70,7 +70,8 @@ std::vector<std::uint8_t> scorer_bytes(const AnyScorer& scorer) {
 }
 
 AnyScorer scorer_from_bytes(const std::vector<std::uint8_t>& bytes, const std::string& method,
-                            const std::string& filter, const std::string& name) {
+                            const std::string& filter, const std::string& projection,
+                            const std::string& name) {
   if (method.rfind("knn-", 0) == 0) {
     const knn::IndexKind kind = knn::parse_index_kind(method.substr(4));
     std::istringstream in(std::string(bytes.begin(), bytes.end()), std::ios::binary);
@@ -82,10 +83,17 @@ AnyScorer scorer_from_bytes(const std::vector<std::uint8_t>& bytes, const std::s
   }
   AMQ_EXPECTS(method == "amq", name << " names an unknown method '" << method
                                     << "' (expected amq, knn-flat, knn-hnsw or knn-ivfpq)");
-  if (filter == "split-block") {
-    return SplitBlockScorer::from_bytes(bytes.data(), bytes.size(), name);
+  AMQ_EXPECTS(filter == "classic" || filter == "split-block",
+              name << " names an unknown filter '" << filter << "'");
+  AMQ_EXPECTS(projection == "dense" || projection == "structured",
+              name << " names an unknown projection '" << projection << "'");
+  const bool split_block = filter == "split-block";
+  if (projection == "structured") {
+    if (split_block)
+      return StructuredSplitBlockScorer::from_bytes(bytes.data(), bytes.size(), name);
+    return StructuredClassicScorer::from_bytes(bytes.data(), bytes.size(), name);
   }
-  AMQ_EXPECTS(filter == "classic", name << " names an unknown filter '" << filter << "'");
+  if (split_block) return SplitBlockScorer::from_bytes(bytes.data(), bytes.size(), name);
   return ClassicScorer::from_bytes(bytes.data(), bytes.size(), name);
 }
 
@@ -124,8 +132,8 @@ std::string describe_scorer(const AnyScorer& scorer) {
             text << "HNSW M = " << p.hnsw_m << ", efConstruction = " << p.ef_construction
                  << ", efSearch = " << p.ef_search << ", ";
           } else if (p.index == knn::IndexKind::ivfpq) {
-            text << "IVFPQ nlist = " << p.nlist << ", m = " << p.pq_m
-                 << ", nbits = " << p.pq_nbits << ", nprobe = " << p.nprobe << ", ";
+            text << "IVFPQ nlist = " << p.nlist << ", m = " << p.pq_m << ", nbits = " << p.pq_nbits
+                 << ", nprobe = " << p.nprobe << ", ";
           } else {
             text << "exact search, ";
           }
@@ -134,7 +142,8 @@ std::string describe_scorer(const AnyScorer& scorer) {
           text << ", image score " << amq::to_string(p.image_score);
         } else {
           const SizingReport& r = s.sizing();
-          text << "G = " << r.hashes << ", bucket width " << s.encoder().params().bucket_width;
+          text << "G = " << r.hashes << ", bucket width " << s.encoder().params().bucket_width
+               << ", " << detail::EncoderFormat<std::decay_t<decltype(s.encoder())>>::name;
           if (s.params().codes_per_key != 1) text << ", K = " << s.params().codes_per_key;
           text << ", " << detail::FilterFormat<std::decay_t<decltype(s.filter())>>::name
                << " filter of " << bit_count(r.bits) << " bits, B = " << r.probes
@@ -149,18 +158,25 @@ SizingReport amq_sizing(const AnyScorer& scorer) {
   AMQ_EXPECTS(!std::holds_alternative<knn::KnnScorer>(scorer),
               "a " << method_name(scorer) << " model has no Bloom filter sizing: this step "
                    << "needs an amq model");
-  if (const auto* s = std::get_if<SplitBlockScorer>(&scorer)) return s->sizing();
-  return std::get<ClassicScorer>(scorer).sizing();
+  return std::visit(
+      [](const auto& s) {
+        if constexpr (is_knn<decltype(s)>) {
+          return SizingReport{};
+        } else {
+          return s.sizing();
+        }
+      },
+      scorer);
 }
 
 nlohmann::json sizing_json(const SizingReport& s) {
-  return {{"images", s.images},           {"width", s.width},
-          {"height", s.height},           {"hashes", s.hashes},
-          {"total_keys", s.total_keys},   {"distinct_keys", s.distinct_keys},
-          {"paper_bits", s.paper_bits},   {"paper_probes", s.paper_probes},
-          {"fpr_bits", s.fpr_bits},       {"fpr_probes", s.fpr_probes},
-          {"rule", to_string(s.chosen)},  {"bits", s.bits},
-          {"probes", s.probes},           {"estimated_fpr", s.estimated_fpr}};
+  return {{"images", s.images},          {"width", s.width},
+          {"height", s.height},          {"hashes", s.hashes},
+          {"total_keys", s.total_keys},  {"distinct_keys", s.distinct_keys},
+          {"paper_bits", s.paper_bits},  {"paper_probes", s.paper_probes},
+          {"fpr_bits", s.fpr_bits},      {"fpr_probes", s.fpr_probes},
+          {"rule", to_string(s.chosen)}, {"bits", s.bits},
+          {"probes", s.probes},          {"estimated_fpr", s.estimated_fpr}};
 }
 
 nlohmann::json build_scorer(AnyScorer& scorer) {
@@ -191,8 +207,9 @@ nlohmann::json FeatureSettings::to_json() const {
   std::error_code error;
   const fs::path absolute = fs::absolute(weights, error);
   return {{"backbone", backbone},
-          {"weights", {{"path", (error ? weights : absolute).string()},
-                       {"fingerprint", file_fingerprint(weights)}}},
+          {"weights",
+           {{"path", (error ? weights : absolute).string()},
+            {"fingerprint", file_fingerprint(weights)}}},
           {"layers", options.layers},
           {"framing", framing_name(options.framing)},
           {"image_size", options.image_size},
@@ -254,9 +271,9 @@ double projection_spread(const std::vector<features::FeatureMapBuffer>& maps) {
     trace += std::max(0.0, sum_squares[c] / count - mean * mean);
   }
   const double spread = std::sqrt(trace / static_cast<double>(depth));
-  AMQ_EXPECTS(spread > 0.0 && std::isfinite(spread),
-              "the training features do not vary (spread " << spread << "); cannot choose a "
-                                                           << "bucket width");
+  AMQ_EXPECTS(spread > 0.0 && std::isfinite(spread), "the training features do not vary (spread "
+                                                         << spread << "); cannot choose a "
+                                                         << "bucket width");
   return spread;
 }
 
@@ -266,7 +283,7 @@ AnyScorer read_scorer(const nlohmann::json& meta, const ModelFile& file, const f
   // Models written before kNN methods existed name no method: they are amq models.
   const nlohmann::json& method = meta.at("method");
   return scorer_from_bytes(file.scorer_bytes, method.value("name", "amq"),
-                           method.value("filter", "classic"),
+                           method.value("filter", "classic"), method.value("projection", "dense"),
                            "model file " + path.string() + " (scorer)");
 }
 
@@ -278,15 +295,15 @@ Detector load_detector(const fs::path& model_path, const fs::path& weights_overr
   AMQ_EXPECTS(meta.is_object() && meta.value("format", "") == "amq-cli-model",
               "model file " << model_path << " has no amq command-line metadata");
   try {
-    Detector detector{meta,
-                      FeatureSettings::from_json(meta.at("features"), weights_override),
-                      nullptr,
-                      read_scorer(meta, file, model_path),
-                      meta.at("threshold").at("value").get<float>(),
-                      {meta.at("heatmap").at("low").get<float>(),
-                       meta.at("heatmap").at("high").get<float>()},
-                      meta.at("method").value("smooth_sigma", 0.0),
-                      nullptr};
+    Detector detector{
+        meta,
+        FeatureSettings::from_json(meta.at("features"), weights_override),
+        nullptr,
+        read_scorer(meta, file, model_path),
+        meta.at("threshold").at("value").get<float>(),
+        {meta.at("heatmap").at("low").get<float>(), meta.at("heatmap").at("high").get<float>()},
+        meta.at("method").value("smooth_sigma", 0.0),
+        nullptr};
     detector.source = make_source(detector.settings);
     const auto [width, height, depth] = scorer_shape(detector.scorer);
     AMQ_EXPECTS(detector.source->depth() == depth && detector.source->width() == width &&
@@ -310,17 +327,24 @@ void use_device(Detector& detector, const std::string& device) {
 #if AMQ_HAVE_CUDA_FACADE
   std::visit(
       [&](const auto& s) {
+        using Scorer = std::decay_t<decltype(s)>;
         if constexpr (is_knn<decltype(s)>) {
           AMQ_FAIL("--device cuda scores amq models only; this model is "
                    << method_name(detector.scorer) << ", which Faiss searches on the CPU");
-        } else {
+        } else if constexpr (std::is_same_v<Scorer, ClassicScorer> ||
+                             std::is_same_v<Scorer, SplitBlockScorer>) {
           detector.device = std::make_shared<CudaAmqScorer>(s);
+        } else {
+          AMQ_FAIL(
+              "--device cuda scores models of the dense projection only; this model "
+              "uses the structured projection");
         }
       },
       detector.scorer);
 #else
-  AMQ_FAIL("this amq was built without CUDA: --device cuda needs a build configured with "
-           "-DAMQ_ENABLE_CUDA=ON (docs/cuda.md); use --device cpu");
+  AMQ_FAIL(
+      "this amq was built without CUDA: --device cuda needs a build configured with "
+      "-DAMQ_ENABLE_CUDA=ON (docs/cuda.md); use --device cpu");
 #endif
 }
 
@@ -329,8 +353,8 @@ std::vector<float> score_feature_map(const AnyScorer& any, const FeatureMap& map
   const MapShape shape = scorer_shape(any);
   AMQ_EXPECTS(map.depth == shape.depth && map.width == shape.width && map.height == shape.height,
               "feature map is " << map.width << " x " << map.height << " x " << map.depth
-                                << ", the model's maps are " << shape.width << " x "
-                                << shape.height << " x " << shape.depth);
+                                << ", the model's maps are " << shape.width << " x " << shape.height
+                                << " x " << shape.depth);
   std::vector<float> scores(map.pixels());
   Stopwatch watch;
   CpuStopwatch cpu;
@@ -351,15 +375,15 @@ std::vector<float> score_feature_map(const AnyScorer& any, const FeatureMap& map
   return scores;
 }
 
-float scorer_image_score(const AnyScorer& scorer, const std::vector<float>& map,
-                         std::size_t width, std::size_t height) {
+float scorer_image_score(const AnyScorer& scorer, const std::vector<float>& map, std::size_t width,
+                         std::size_t height) {
   return std::visit([&](const auto& s) { return s.image_score(map.data(), width, height); },
                     scorer);
 }
 
 std::vector<float> upsample_score_map(const std::vector<float>& map, std::size_t map_width,
-                                      std::size_t map_height, std::size_t width,
-                                      std::size_t height, double sigma) {
+                                      std::size_t map_height, std::size_t width, std::size_t height,
+                                      double sigma) {
   if (sigma <= 0.0) return upsample_nearest(map.data(), map_width, map_height, width, height);
   const cv::Mat source(static_cast<int>(map_height), static_cast<int>(map_width), CV_32F,
                        const_cast<float*>(map.data()));

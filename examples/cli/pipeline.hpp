@@ -27,13 +27,19 @@ class CudaAmqScorer;
 
 namespace amq::cli {
 
-/// The scorer with the paper's classic Bloom filter.
+/// The scorer with the paper's dense projection and classic Bloom filter.
 using ClassicScorer = AmqScorer<LshEncoder<>, BloomFilter<ClassicBloom>>;
 /// The scorer with the split-block Bloom filter (one cache line per probe).
 using SplitBlockScorer = AmqScorer<LshEncoder<>, BloomFilter<SplitBlockBloom>>;
-/// The scorer of a model: AMQ with either filter policy, or the PatchCore-style kNN baseline
-/// (the memory bank in a Faiss index). `amq train --method` chooses.
-using AnyScorer = std::variant<ClassicScorer, SplitBlockScorer, knn::KnnScorer>;
+/// The same two filters behind the structured (Walsh-Hadamard) projection.
+using StructuredClassicScorer =
+    AmqScorer<LshEncoder<StructuredProjection>, BloomFilter<ClassicBloom>>;
+using StructuredSplitBlockScorer =
+    AmqScorer<LshEncoder<StructuredProjection>, BloomFilter<SplitBlockBloom>>;
+/// The scorer of a model: AMQ with either projection and filter policy, or the PatchCore-style
+/// kNN baseline (the memory bank in a Faiss index). `amq train --method` chooses.
+using AnyScorer = std::variant<ClassicScorer, SplitBlockScorer, StructuredClassicScorer,
+                               StructuredSplitBlockScorer, knn::KnnScorer>;
 
 /// The methods `amq train --method` knows: "amq", "knn-flat", "knn-hnsw", "knn-ivfpq".
 inline const char* const method_names[] = {"amq", "knn-flat", "knn-hnsw", "knn-ivfpq"};
@@ -44,10 +50,11 @@ std::string method_name(const AnyScorer& scorer);
 /// The scorer's serialized bytes: AmqScorer::to_bytes, or what KnnScorer::save writes.
 std::vector<std::uint8_t> scorer_bytes(const AnyScorer& scorer);
 
-/// The scorer from the bytes of `scorer_bytes`, for the method and filter policy the model's
-/// metadata names; `name` stands for the bytes' origin in error messages.
+/// The scorer from the bytes of `scorer_bytes`, for the method, filter policy and projection
+/// the model's metadata names; `name` stands for the bytes' origin in error messages.
 AnyScorer scorer_from_bytes(const std::vector<std::uint8_t>& bytes, const std::string& method,
-                            const std::string& filter, const std::string& name);
+                            const std::string& filter, const std::string& projection,
+                            const std::string& name);
 
 /// Width W, height H and depth D of the feature maps a scorer was trained on.
 struct MapShape {
@@ -104,12 +111,12 @@ double projection_spread(const std::vector<features::FeatureMapBuffer>& maps);
 
 /// A trained detector, ready to score images.
 struct Detector {
-  nlohmann::json metadata;                           ///< Everything the model file records.
-  FeatureSettings settings;                          ///< Feature source settings.
-  std::unique_ptr<features::FeatureSource> source;   ///< The backbone.
-  AnyScorer scorer;                                  ///< The AMQ or kNN scorer.
-  float threshold = 0.0f;                            ///< Image scores above it are anomalous.
-  HeatmapStyle style;                                ///< Colour range of heatmaps.
+  nlohmann::json metadata;                          ///< Everything the model file records.
+  FeatureSettings settings;                         ///< Feature source settings.
+  std::unique_ptr<features::FeatureSource> source;  ///< The backbone.
+  AnyScorer scorer;                                 ///< The AMQ or kNN scorer.
+  float threshold = 0.0f;                           ///< Image scores above it are anomalous.
+  HeatmapStyle style;                               ///< Colour range of heatmaps.
   /// Standard deviation, in feature-map pixels, of the Gaussian that smooths score maps before
   /// bilinear upsampling; 0 keeps the paper's nearest-neighbour upsampling.
   double smooth_sigma = 0.0;
@@ -128,8 +135,8 @@ void use_device(Detector& detector, const std::string& device);
 /// followed by bilinear upsampling, which orders the pixels within a map cell by their
 /// neighbours' scores.
 std::vector<float> upsample_score_map(const std::vector<float>& map, std::size_t map_width,
-                                      std::size_t map_height, std::size_t width,
-                                      std::size_t height, double sigma);
+                                      std::size_t map_height, std::size_t width, std::size_t height,
+                                      double sigma);
 
 /// Reads a model file and rebuilds its feature source. Throws amq::Error when the file is not a
 /// model, is corrupt, or when the weights file differs from the one it was trained with
@@ -140,8 +147,8 @@ Detector load_detector(const std::filesystem::path& model_path,
 /// The scores of one image: the part of the image the features cover, its full-resolution
 /// score map and its image score.
 struct ScoredImage {
-  cv::Mat rgb;               ///< The covered part of the image, 8-bit RGB.
-  cv::Rect region;           ///< Where that part lies in the image.
+  cv::Mat rgb;                   ///< The covered part of the image, 8-bit RGB.
+  cv::Rect region;               ///< Where that part lies in the image.
   std::size_t image_width = 0;   ///< The whole image's width.
   std::size_t image_height = 0;  ///< The whole image's height.
   std::vector<float> scores;     ///< Score map upsampled to region size, row-major.
@@ -155,8 +162,8 @@ std::vector<float> score_feature_map(const AnyScorer& scorer, const FeatureMap& 
                                      StageTimes& times);
 
 /// The image score of a W × H score map seen at `width` × `height`, by the scorer's rule.
-float scorer_image_score(const AnyScorer& scorer, const std::vector<float>& map,
-                         std::size_t width, std::size_t height);
+float scorer_image_score(const AnyScorer& scorer, const std::vector<float>& map, std::size_t width,
+                         std::size_t height);
 
 /// The part of a `width` × `height` image that the source's feature map covers, in whole
 /// pixels and clipped to the image: the pixels a test scores. Throws amq::Error when empty.
@@ -164,8 +171,7 @@ cv::Rect scored_region(const features::FeatureSource& source, std::size_t width,
                        std::size_t height);
 
 /// Reads, encodes and scores one image file, adding each stage's time to `times`.
-ScoredImage score_image(Detector& detector, const std::filesystem::path& path,
-                        StageTimes& times);
+ScoredImage score_image(Detector& detector, const std::filesystem::path& path, StageTimes& times);
 
 /// A heatmap as PNG bytes, with the defect outlined when `mask` (region-sized) is not null. The
 /// colours span the model's heatmap range, stretched up to the image's largest score.

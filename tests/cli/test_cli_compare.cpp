@@ -194,6 +194,39 @@ TEST_CASE("--device cuda is refused where it cannot run") {
       "--device");
 }
 
+TEST_CASE("the structured projection is trained, stored and scored like the dense one") {
+  Workspace& w = workspace();
+  const fs::path model = w.root / "structured.amq";
+  const Result trained =
+      w.run(w.train("amq", model, " --projection structured --filter split-block"));
+  INFO("stderr: " << trained.err);
+  REQUIRE(trained.status == 0);
+  const nlohmann::json method = metadata_of(model).at("method");
+  CHECK(method.at("projection") == "structured");
+  CHECK(method.at("filter") == "split-block");
+
+  // Loading picks the structured scorer (the dense one would refuse the scorer bytes).
+  const Result tested = w.run("test --model " + quoted(model) + " --data " + quoted(w.data));
+  INFO("stderr: " << tested.err);
+  REQUIRE(tested.status == 0);
+  CHECK(contains(tested.out, "structured Walsh-Hadamard projection"));
+  CHECK(contains(tested.out, "split-block filter"));
+  const Result scored =
+      w.run("score --model " + quoted(model) + " " + quoted(w.data / "test" / "good" / "000.png"));
+  CHECK(scored.status == 0);
+  CHECK((contains(scored.out, "normal") || contains(scored.out, "anomalous")));
+
+  const Result on_gpu =
+      w.run("test --model " + quoted(model) + " --data " + quoted(w.data) + " --device cuda");
+#if AMQ_CLI_HAS_CUDA
+  expect_failure(on_gpu, "dense projection only");
+#else
+  expect_failure(on_gpu, "this amq was built without CUDA");
+#endif
+  expect_failure(w.run(w.train("amq", w.root / "bad.amq", " --projection sparse")), "--projection");
+  CHECK(!fs::exists(w.root / "bad.amq"));
+}
+
 TEST_CASE("compare prints one table of all methods and caches the features") {
   Workspace& w = workspace();
   const fs::path cache = w.root / "features.amqf";
