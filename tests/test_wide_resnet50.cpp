@@ -210,3 +210,29 @@ TEST_CASE("WRN50 layers and options") {
   CHECK_THROWS_WITH_AS(make_feature_source(Backbone::wide_resnet50_2, "", options),
                        doctest::Contains("resize_size (100)"), amq::Error);
 }
+
+TEST_CASE("WRN50 on CUDA: refused without a CUDA LibTorch, equal to the CPU's with one") {
+  FeatureOptions options = default_options(Backbone::wide_resnet50_2);
+  options.layers = {"layer2"};
+  options.cuda = true;
+  if (!cuda_available()) {
+    MESSAGE("LibTorch has no CUDA here: only the refusal is tested");
+    CHECK_THROWS_WITH_AS(make_feature_source(Backbone::wide_resnet50_2, "", options),
+                         doctest::Contains("LibTorch has no CUDA"), amq::Error);
+    return;
+  }
+  std::vector<std::uint8_t> pixels(256 * 256 * 3);
+  for (std::size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<std::uint8_t>(i % 241);
+  const RgbImage image{pixels.data(), 256, 256};
+  const FeatureMapBuffer on_gpu =
+      make_feature_source(Backbone::wide_resnet50_2, "", options)->extract(image);
+  options.cuda = false;
+  const FeatureMapBuffer on_cpu =
+      make_feature_source(Backbone::wide_resnet50_2, "", options)->extract(image);
+  REQUIRE(on_gpu.data.size() == on_cpu.data.size());
+  const at::Tensor gpu = at::from_blob(const_cast<float*>(on_gpu.data.data()),
+                                       {static_cast<std::int64_t>(on_gpu.data.size())});
+  const at::Tensor cpu = at::from_blob(const_cast<float*>(on_cpu.data.data()),
+                                       {static_cast<std::int64_t>(on_cpu.data.size())});
+  CHECK(relative_difference(gpu, cpu) < 1e-3f);
+}

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <iostream>
 #include <sstream>
 #include <type_traits>
 
@@ -334,6 +335,15 @@ void use_device(Detector& detector, const std::string& device) {
         } else if constexpr (std::is_same_v<Scorer, ClassicScorer> ||
                              std::is_same_v<Scorer, SplitBlockScorer>) {
           detector.device = std::make_shared<CudaAmqScorer>(s);
+          // The backbone follows when LibTorch has CUDA; Debian's LibTorch has not, and the
+          // features are then computed on the CPU and copied to the device for scoring.
+          if (features::cuda_available()) {
+            detector.settings.options.cuda = true;
+            detector.source = make_source(detector.settings);
+          } else {
+            std::cerr << "amq: LibTorch has no CUDA here: the backbone runs on the CPU, "
+                         "scoring on the GPU\n";
+          }
         } else {
           AMQ_FAIL(
               "--device cuda scores models of the dense projection only; this model "

@@ -55,7 +55,8 @@ class TorchFeatureSource final : public FeatureSource {
       const std::size_t stop = std::min(images.size(), start + options_.batch_size);
       const std::vector<RgbImage> chunk(images.begin() + static_cast<std::ptrdiff_t>(start),
                                         images.begin() + static_cast<std::ptrdiff_t>(stop));
-      const at::Tensor features = assemble(runner_(preprocess(chunk, options_, normalisation_)));
+      const at::Tensor input = preprocess(chunk, options_, normalisation_).to(device());
+      const at::Tensor features = assemble(runner_(input)).to(at::kCPU);
       const std::size_t values = grid_ * grid_ * depth_;
       for (std::int64_t n = 0; n < features.size(0); ++n) {
         const float* first = features[n].data_ptr<float>();
@@ -66,6 +67,8 @@ class TorchFeatureSource final : public FeatureSource {
   }
 
  private:
+  at::Device device() const { return options_.cuda ? at::kCUDA : at::kCPU; }
+
   // Every layer (optionally averaged over 3×3 neighbourhoods) is resized bilinearly to the
   // finest layer's grid, the layers are concatenated along channels, and the result is laid
   // out pixel-major: [N, H, W, D] contiguous.
@@ -121,7 +124,8 @@ std::string describe(const std::string& backbone, const FeatureOptions& options,
   if (options.framing == Framing::center_crop) {
     text << " (resize " << options.resize_size << ", center crop)";
   }
-  text << (options.local_average ? ", 3x3 local average" : "") << ", " << weights;
+  text << (options.local_average ? ", 3x3 local average" : "") << (options.cuda ? ", CUDA" : "")
+       << ", " << weights;
   return text.str();
 }
 
@@ -152,6 +156,8 @@ std::vector<at::Tensor> pick(const std::vector<at::Tensor>& outputs,
 }
 
 }  // namespace
+
+bool cuda_available() { return at::hasCUDA(); }
 
 FeatureMapBuffer FeatureSource::extract(const RgbImage& image) {
   return std::move(extract_batch({image}).front());
@@ -187,13 +193,18 @@ std::unique_ptr<FeatureSource> make_feature_source(Backbone backbone,
   // LibTorch's own default can be a single thread; follow OpenMP's count (OMP_NUM_THREADS or
   // all cores) unless told otherwise.
   at::set_num_threads(chosen.threads > 0 ? chosen.threads : omp_get_max_threads());
+  AMQ_EXPECTS(!chosen.cuda || cuda_available(),
+              "features on CUDA need a LibTorch built with CUDA and a CUDA device; this "
+              "LibTorch has no CUDA or sees no device (docs/cuda.md: use a PyTorch wheel's)");
 
   if (backbone == Backbone::mobilenet_v2) {
     AMQ_EXPECTS(!weights_path.empty(),
                 "mobilenet_v2 needs a weights file "
                 "(mobilenet_v2_1.0_224.safetensors)");
     const auto [indices, shape] = layer_plan<MobileNetV2>(chosen);
-    const auto network = std::make_shared<const MobileNetV2>(weights_path);
+    auto loaded = std::make_shared<MobileNetV2>(weights_path);
+    if (chosen.cuda) loaded->to(at::kCUDA);
+    const std::shared_ptr<const MobileNetV2> network = std::move(loaded);
     const int last = *std::max_element(indices.begin(), indices.end());
     LayerRunner runner = [network, indices = indices, last](const at::Tensor& input) {
       return pick(network->forward(input, last), indices);
@@ -205,9 +216,11 @@ std::unique_ptr<FeatureSource> make_feature_source(Backbone backbone,
 
   const auto [indices, shape] = layer_plan<WideResNet50>(chosen);
   const bool random = weights_path.empty();
-  const auto network = std::make_shared<const WideResNet50>(
+  auto loaded = std::make_shared<WideResNet50>(
       random ? WideResNet50(WideResNet50::random_state_dict(chosen.random_seed), "random weights")
              : WideResNet50::from_file(weights_path));
+  if (chosen.cuda) loaded->to(at::kCUDA);
+  const std::shared_ptr<const WideResNet50> network = std::move(loaded);
   const int last = *std::max_element(indices.begin(), indices.end());
   std::vector<int> positions;
   for (const int index : indices) positions.push_back(index - 1);

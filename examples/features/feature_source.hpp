@@ -73,7 +73,13 @@ struct FeatureOptions {
   int threads = 0;
   /// Seed of the random-weights mode (used only when no weights file is given).
   std::uint64_t random_seed = 42;
+  /// Run the network on the current CUDA device; needs a LibTorch built with CUDA and a
+  /// device (cuda_available()). Feature maps are copied back to host memory either way.
+  bool cuda = false;
 };
+
+/// True when LibTorch was built with CUDA and sees a device, so FeatureOptions::cuda works.
+bool cuda_available();
 
 /// The usual options of a backbone: MobileNetV2 on the full image resized to 224 (as its
 /// reference values), one image per forward pass; WRN50 on a 256-resize + 224 center crop (as

@@ -97,6 +97,22 @@ MobileNetV2::MobileNetV2(const std::string& weights_path) {
   }
 }
 
+void MobileNetV2::to(const at::Device& device) {
+  const auto move = [&](Conv& conv) {
+    conv.weight = conv.weight.to(device);
+    conv.bias = conv.bias.to(device);
+  };
+  move(stem_);
+  for (Block& block : blocks_) {
+    if (block.has_expand) move(block.expand);
+    move(block.depthwise);
+    move(block.project);
+  }
+  move(head_);
+  classifier_weight_ = classifier_weight_.to(device);
+  classifier_bias_ = classifier_bias_.to(device);
+}
+
 at::Tensor MobileNetV2::apply(const Conv& conv, const at::Tensor& x) {
   const std::int64_t kernel = conv.weight.size(2);
   const auto [top, bottom] = same_padding(x.size(2), kernel, conv.stride);

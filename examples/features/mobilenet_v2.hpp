@@ -40,6 +40,8 @@ class MobileNetV2 {
   std::vector<at::Tensor> forward(const at::Tensor& input, int last) const;
   /// The 1001 ImageNet logits (index 0 = background) from the output of features.18.
   at::Tensor logits(const at::Tensor& features18) const;
+  /// Moves every weight to `device`; forward() then takes inputs on that device.
+  void to(const at::Device& device);
 
  private:
   struct Conv {

@@ -153,6 +153,22 @@ WideResNet50::StateDict WideResNet50::random_state_dict(std::uint64_t seed) {
   return weights;
 }
 
+void WideResNet50::to(const at::Device& device) {
+  const auto move = [&](Conv& conv) {
+    conv.weight = conv.weight.to(device);
+    conv.bias = conv.bias.to(device);
+  };
+  move(stem_);
+  for (std::vector<Bottleneck>& layer : layers_) {
+    for (Bottleneck& block : layer) {
+      move(block.conv1);
+      move(block.conv2);
+      move(block.conv3);
+      if (block.has_downsample) move(block.downsample);
+    }
+  }
+}
+
 std::vector<at::Tensor> WideResNet50::forward(const at::Tensor& input, int last) const {
   AMQ_EXPECTS(last >= 1 && last <= stage_count,
               "WideResNet50::forward: last layer " << last << " is not in 1 … 4");

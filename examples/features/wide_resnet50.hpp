@@ -48,6 +48,8 @@ class WideResNet50 {
   /// Outputs of layer1 … layer`last` (1 ≤ last ≤ 4) for a preprocessed batch [N, 3, H, W]
   /// (ImageNet mean/std normalised).
   std::vector<at::Tensor> forward(const at::Tensor& input, int last) const;
+  /// Moves every weight to `device`; forward() then takes inputs on that device.
+  void to(const at::Device& device);
 
  private:
   struct Conv {  // a convolution with its BatchNorm folded in
