@@ -139,7 +139,9 @@ def size(log2):
     return f"{2 ** (log2 - 30)} GiB" if log2 >= 30 else f"{2 ** (log2 - 20)} MiB"
 enc = [b for b in runs if b["name"].startswith("BM_Encode")]
 row("encode ms/map (P=784, G=2048)",
-    "   ".join(f"D={b['name'].split('D:')[1].split('/')[0]}: {b['ms_per_map']:.3f}" for b in enc))
+    "   ".join(f"D={b['name'].split('D:')[1].split('/')[0]}"
+               f"{' structured' if 'structured:1' in b['name'] else ''}: {b['ms_per_map']:.3f}"
+               for b in enc))
 for classic, label in ((0, "split-block"), (1, "classic")):
     sel = [b for b in runs
            if b["name"].startswith("BM_Contains") and f"classic:{classic}/" in b["name"]]

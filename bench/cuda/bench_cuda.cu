@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "amq/cuda/amq_scorer.cuh"
@@ -85,13 +86,19 @@ double time_iterations(benchmark::State& state, cudaStream_t stream, Work&& work
   return total_ms;
 }
 
+// range(0): D; range(1): 0 dense projection (cuBLAS), 1 structured (Walsh–Hadamard kernel).
 void BM_Encode(benchmark::State& state) {
   if (skip_without_device(state)) return;
   const auto dim = static_cast<std::size_t>(state.range(0));
   const std::size_t pixels = 784, hashes = 2048;
   amq::cuda::reset_peak_memory();
   amq::cuda::Stream stream;
-  amq::cuda::LshEncoder encoder(amq::LshParams{dim, hashes, 1.0f, 1});
+  const amq::LshParams params{dim, hashes, 1.0f, 1};
+  const auto made = state.range(1) != 0
+                        ? std::make_unique<amq::cuda::LshEncoder>(
+                              amq::LshEncoder<amq::StructuredProjection>(params))
+                        : std::make_unique<amq::cuda::LshEncoder>(params);
+  amq::cuda::LshEncoder& encoder = *made;
   DeviceBuffer<float> features(pixels * dim);
   DeviceBuffer<std::int32_t> codes(pixels * hashes);
   fill_features(features, 2, stream.get());
@@ -105,8 +112,15 @@ void BM_Encode(benchmark::State& state) {
   state.counters["ms_per_map"] = total_ms / static_cast<double>(state.iterations());
   report_memory(state, device_used_mib());
 }
-BENCHMARK(BM_Encode)->ArgName("D")->Arg(288)->Arg(3584)->UseManualTime()->Iterations(200)->Unit(
-    benchmark::kMillisecond);
+BENCHMARK(BM_Encode)
+    ->ArgNames({"D", "structured"})
+    ->Args({288, 0})
+    ->Args({3584, 0})
+    ->Args({288, 1})
+    ->Args({3584, 1})
+    ->UseManualTime()
+    ->Iterations(200)
+    ->Unit(benchmark::kMillisecond);
 
 // Filter of 2^range(0) bytes; range(1): 0 split-block, 1 classic with B = 11 (the best B at
 // 16 bits per key) for every size, so that the sweep changes only the memory behind the probes.

@@ -328,12 +328,10 @@ void use_device(Detector& detector, const std::string& device) {
 #if AMQ_HAVE_CUDA_FACADE
   std::visit(
       [&](const auto& s) {
-        using Scorer = std::decay_t<decltype(s)>;
         if constexpr (is_knn<decltype(s)>) {
           AMQ_FAIL("--device cuda scores amq models only; this model is "
                    << method_name(detector.scorer) << ", which Faiss searches on the CPU");
-        } else if constexpr (std::is_same_v<Scorer, ClassicScorer> ||
-                             std::is_same_v<Scorer, SplitBlockScorer>) {
+        } else {
           detector.device = std::make_shared<CudaAmqScorer>(s);
           // The backbone follows when LibTorch has CUDA; Debian's LibTorch has not, and the
           // features are then computed on the CPU and copied to the device for scoring.
@@ -344,10 +342,6 @@ void use_device(Detector& detector, const std::string& device) {
             std::cerr << "amq: LibTorch has no CUDA here: the backbone runs on the CPU, "
                          "scoring on the GPU\n";
           }
-        } else {
-          AMQ_FAIL(
-              "--device cuda scores models of the dense projection only; this model "
-              "uses the structured projection");
         }
       },
       detector.scorer);

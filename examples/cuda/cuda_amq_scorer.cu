@@ -19,9 +19,10 @@ struct CudaAmqScorer::Impl {
 
 namespace {
 
-template <class Policy>
+template <class Policy, class Projection>
 struct ScorerImpl final : CudaAmqScorer::Impl {
-  explicit ScorerImpl(const typename cuda::AmqScorer<Policy>::HostScorer& host) : scorer(host) {
+  explicit ScorerImpl(const typename cuda::AmqScorer<Policy, Projection>::HostScorer& host)
+      : scorer(host) {
     int device = 0;
     cudaDeviceProp properties{};
     AMQ_CUDA_CHECK(cudaGetDevice(&device));
@@ -45,17 +46,23 @@ struct ScorerImpl final : CudaAmqScorer::Impl {
     scores.copy_to_host(out, maps * scorer.map_pixels());
   }
 
-  cuda::AmqScorer<Policy> scorer;
+  cuda::AmqScorer<Policy, Projection> scorer;
   cuda::DeviceBuffer<float> scores;
 };
 
 }  // namespace
 
 CudaAmqScorer::CudaAmqScorer(const ClassicScorer& host)
-    : impl_(std::make_unique<ScorerImpl<ClassicBloom>>(host)) {}
+    : impl_(std::make_unique<ScorerImpl<ClassicBloom, DenseProjection>>(host)) {}
 
 CudaAmqScorer::CudaAmqScorer(const SplitBlockScorer& host)
-    : impl_(std::make_unique<ScorerImpl<SplitBlockBloom>>(host)) {}
+    : impl_(std::make_unique<ScorerImpl<SplitBlockBloom, DenseProjection>>(host)) {}
+
+CudaAmqScorer::CudaAmqScorer(const StructuredClassicScorer& host)
+    : impl_(std::make_unique<ScorerImpl<ClassicBloom, StructuredProjection>>(host)) {}
+
+CudaAmqScorer::CudaAmqScorer(const StructuredSplitBlockScorer& host)
+    : impl_(std::make_unique<ScorerImpl<SplitBlockBloom, StructuredProjection>>(host)) {}
 
 CudaAmqScorer::~CudaAmqScorer() = default;
 CudaAmqScorer::CudaAmqScorer(CudaAmqScorer&&) noexcept = default;

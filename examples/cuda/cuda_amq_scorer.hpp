@@ -21,11 +21,17 @@ class CudaAmqScorer {
   using ClassicScorer = AmqScorer<LshEncoder<>, BloomFilter<ClassicBloom>>;
   /// The CPU scorer with the split-block Bloom filter.
   using SplitBlockScorer = AmqScorer<LshEncoder<>, BloomFilter<SplitBlockBloom>>;
+  /// The same two behind the structured (Walsh–Hadamard) projection.
+  using StructuredClassicScorer =
+      AmqScorer<LshEncoder<StructuredProjection>, BloomFilter<ClassicBloom>>;
+  using StructuredSplitBlockScorer =
+      AmqScorer<LshEncoder<StructuredProjection>, BloomFilter<SplitBlockBloom>>;
 
   /// Copies a trained scorer to the device. Throws amq::Error without a device or model.
   explicit CudaAmqScorer(const ClassicScorer& host);
-  /// Copies a trained scorer to the device. Throws amq::Error without a device or model.
   explicit CudaAmqScorer(const SplitBlockScorer& host);
+  explicit CudaAmqScorer(const StructuredClassicScorer& host);
+  explicit CudaAmqScorer(const StructuredSplitBlockScorer& host);
   ~CudaAmqScorer();
   CudaAmqScorer(CudaAmqScorer&&) noexcept;
   CudaAmqScorer& operator=(CudaAmqScorer&&) noexcept;

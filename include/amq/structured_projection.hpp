@@ -69,6 +69,11 @@ class StructuredProjection {
   std::size_t blocks() const { return blocks_; }
   /// The directions w_k, G × D row-major, each of unit Euclidean length (to float rounding).
   const std::vector<float>& directions() const { return directions_; }
+  /// The sign flips D₁, D₂, D₃ of every block as ±1 floats, n each: block b, round r at
+  /// (3b + r)·n. Round 0 is applied first.
+  const std::vector<float>& signs() const { return signs_; }
+  /// The factor of each row that maps the transform output to w_k · x, G values.
+  const std::vector<float>& scales() const { return scales_; }
 
   /// projected (P × G) = w_k · x for every row x of `features` (P × D), by the transforms:
   /// OpenMP across rows, AVX2 butterflies when the processor has them and `allow_avx2` is set.

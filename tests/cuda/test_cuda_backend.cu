@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
@@ -342,6 +343,37 @@ TEST_CASE("split-block scorer: GPU scores equal CPU scores where the codes are e
 TEST_CASE("classic scorer: GPU scores equal CPU scores where the codes are equal" *
           doctest::skip(!has_gpu)) {
   check_scores<amq::ClassicBloom>();
+}
+
+TEST_CASE("structured projection: GPU projections, codes and scores equal the CPU's bit for bit" *
+          doctest::skip(!has_gpu)) {
+  constexpr std::size_t hashes = 1000;  // D = 448: one full and one truncated block of 512
+  for (const std::size_t dim : {std::size_t{37}, std::size_t{448}, std::size_t{3584}}) {
+    CAPTURE(dim);
+    const amq::LshEncoder<amq::StructuredProjection> host({dim, hashes, 0.5f, 5});
+    amq::cuda::LshEncoder device(host);
+    CHECK(device.structured());
+    const std::size_t pixels = 200;
+    const std::vector<float> features = gaussian_features(pixels * dim, dim);
+    const amq::MatrixView<const float> matrix{features.data(), pixels, dim};
+    std::vector<float> cpu(pixels * hashes);
+    host.projection().project(matrix, {cpu.data(), pixels, hashes});
+    const std::vector<float> gpu = device.project(matrix);
+    REQUIRE(gpu.size() == cpu.size());
+    CHECK(std::memcmp(gpu.data(), cpu.data(), cpu.size() * sizeof(float)) == 0);
+    CHECK(device.encode(matrix) == host.encode(matrix));
+  }
+
+  using HostScorer = amq::AmqScorer<amq::LshEncoder<amq::StructuredProjection>,
+                                    amq::BloomFilter<amq::SplitBlockBloom>>;
+  std::vector<std::vector<float>> storage;
+  const HostScorer host = trained_scorer<HostScorer>(storage);
+  amq::cuda::AmqScorer<amq::SplitBlockBloom, amq::StructuredProjection> device(host);
+  storage.push_back(gaussian_features(kWidth * kHeight * kDim, 901));
+  for (const auto& values : storage) {
+    const amq::FeatureMap map{values.data(), kWidth, kHeight, kDim};
+    CHECK(device.score(map) == host.score(map));
+  }
 }
 
 TEST_CASE("training on the GPU sets the bits of the GPU's keys" * doctest::skip(!has_gpu)) {

@@ -4,12 +4,15 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "amq/amq_scorer.hpp"
 #include "amq/cuda/device_logic.hpp"
 #include "amq/random.hpp"
+#include "amq/structured_projection.hpp"
 
 namespace {
 
@@ -191,4 +194,42 @@ TEST_CASE("pixel_score is 1 - found / G") {
 TEST_CASE("the fused kernel's per-pixel loop reproduces AmqScorer::score") {
   SUBCASE("split-block") { check_scores_match_cpu_scorer<amq::SplitBlockBloom>(); }
   SUBCASE("classic") { check_scores_match_cpu_scorer<amq::ClassicBloom>(); }
+}
+
+TEST_CASE("the structured projection kernel's steps reproduce StructuredProjection bit for bit") {
+  // D = 37 (n = 64, 16 blocks), 448 (n = 512; G = 1000: one full and one truncated block),
+  // 3584 (n = 4096, one truncated block).
+  for (const auto& [dim, hashes] :
+       std::vector<std::pair<std::size_t, std::size_t>>{{37, 1024}, {448, 1000}, {3584, 2048}}) {
+    CAPTURE(dim);
+    const amq::StructuredProjection projection(amq::LshParams{dim, hashes, 1.0f, 7});
+    const std::size_t n = projection.padded_dim();
+    const std::size_t pixels = 5;
+    const std::vector<float> features = gaussian_features(pixels * dim, 11);
+    std::vector<float> expected(pixels * hashes);
+    projection.project({features.data(), pixels, dim}, {expected.data(), pixels, hashes});
+
+    // What one thread block does per (pixel, block), its threads' loops run one after another;
+    // within a stage the butterflies are taken in reverse, as threads may finish in any order.
+    std::vector<float> got(pixels * hashes);
+    std::vector<float> x(n);
+    for (std::size_t p = 0; p < pixels; ++p) {
+      for (std::size_t b = 0; b < projection.blocks(); ++b) {
+        for (std::size_t i = 0; i < n; ++i) x[i] = i < dim ? features[p * dim + i] : 0.0f;
+        for (std::size_t round = 0; round < 3; ++round) {
+          const float* s = projection.signs().data() + (3 * b + round) * n;
+          for (std::size_t i = 0; i < n; ++i) x[i] *= s[i];
+          for (std::size_t h = 1; h < n; h *= 2) {
+            for (std::size_t t = n / 2; t-- > 0;)
+              amq::cuda::walsh_hadamard_butterfly(x.data(), t, h);
+          }
+        }
+        const std::size_t first = b * n;
+        for (std::size_t k = 0; k < n && first + k < hashes; ++k) {
+          got[p * hashes + first + k] = x[k] * projection.scales()[first + k];
+        }
+      }
+    }
+    CHECK(std::memcmp(got.data(), expected.data(), got.size() * sizeof(float)) == 0);
+  }
 }

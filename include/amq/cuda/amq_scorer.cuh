@@ -78,15 +78,15 @@ __global__ void __launch_bounds__(Threads)
 
 }  // namespace detail
 
-/// amq::AmqScorer on a CUDA device, for the dense projection and a Bloom policy. Bulk calls
-/// take device feature maps (maps × W·H × D floats, each map stored as amq::FeatureMap) and
-/// have `_async` twins; the plain calls take host maps and wait. Not for concurrent use from
-/// several threads: the scorer owns a projection workspace.
-template <class Policy = ClassicBloom>
+/// amq::AmqScorer on a CUDA device, for a Bloom policy and the dense (default) or structured
+/// projection. Bulk calls take device feature maps (maps × W·H × D floats, each map stored as
+/// amq::FeatureMap) and have `_async` twins; the plain calls take host maps and wait. Not for
+/// concurrent use from several threads: the scorer owns a projection workspace.
+template <class Policy = ClassicBloom, class Projection = DenseProjection>
 class AmqScorer {
  public:
   /// The host scorer type this one is built from.
-  using HostScorer = amq::AmqScorer<amq::LshEncoder<>, amq::BloomFilter<Policy>>;
+  using HostScorer = amq::AmqScorer<amq::LshEncoder<Projection>, amq::BloomFilter<Policy>>;
 
   /// Copies the projection and the filter of a trained host scorer to the current device.
   explicit AmqScorer(const HostScorer& host)
@@ -97,8 +97,8 @@ class AmqScorer {
 
   /// A scorer with the projection of `encoder` and an empty filter of `filter_params`, for maps
   /// of `width` × `height` pixels: train it on the device with add.
-  AmqScorer(const amq::LshEncoder<>& encoder, const BloomParams& filter_params, std::size_t width,
-            std::size_t height)
+  AmqScorer(const amq::LshEncoder<Projection>& encoder, const BloomParams& filter_params,
+            std::size_t width, std::size_t height)
       : encoder_(encoder), filter_(filter_params), width_(width), height_(height) {
     AMQ_EXPECTS(width > 0 && height > 0,
                 "feature maps must have pixels, got " << width << " x " << height);

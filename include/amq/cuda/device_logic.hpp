@@ -5,6 +5,7 @@
 /// arithmetic the GPU runs is checked on every CI machine.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "amq/bloom_policies.hpp"
@@ -23,6 +24,18 @@ AMQ_HOST_DEVICE inline bool projected_key(float projected, float offset, float b
   if (!amq::detail::quantize_one(projected, offset, bucket_width, code)) return false;
   key = make_key(k, code);
   return true;
+}
+
+/// Butterfly t (0 ≤ t < n/2) of the Walsh–Hadamard stage of half-width h: the pair
+/// (x[j], x[j + h]) with j = (t / h)·2h + t mod h becomes (a + b, a − b). Running every t of
+/// the stages h = 1, 2, 4, … in turn is detail::walsh_hadamard_scalar, bit for bit, in any
+/// order of t within a stage.
+AMQ_HOST_DEVICE inline void walsh_hadamard_butterfly(float* x, std::size_t t, std::size_t h) {
+  const std::size_t j = (t / h) * 2 * h + t % h;
+  const float a = x[j];
+  const float b = x[j + h];
+  x[j] = a + b;
+  x[j + h] = a - b;
 }
 
 /// The pixel score of the paper's eq. 6, s = 1 − found / G, in the same double-precision

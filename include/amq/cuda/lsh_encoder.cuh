@@ -1,13 +1,17 @@
 /// @file lsh_encoder.cuh
 /// @brief The LSH encoder on a CUDA device: h_k(x) = floor((w_k · x + b_k) / ε) (the paper's
-/// eq. 2) for every pixel and hash function, with w_k · x from one cuBLAS sgemm.
+/// eq. 2) for every pixel and hash function, with w_k · x from one cuBLAS sgemm (dense
+/// projection) or from sign flips and Walsh–Hadamard transforms in shared memory (structured
+/// projection).
 ///
 /// The projection is generated on the host by amq::LshEncoder and copied, so the same
 /// parameters and seed give the same directions and offsets as on the CPU. The quantiser is
 /// the CPU's own (device_logic.hpp). Codes may still differ from the CPU's where a projection
 /// lies within rounding of a bucket edge: cuBLAS and the CPU BLAS sum the D products in
 /// different orders, and |Δ(w_k · x)| <= γ_D · Σ_d |w_kd x_d| with γ_D = D·u / (1 − D·u),
-/// u = 2^-24. Only codes that close to an edge can differ, and then by one.
+/// u = 2^-24. Only codes that close to an edge can differ, and then by one. The structured
+/// projection runs the CPU's butterflies in the CPU's stage order (device_logic.hpp), so its
+/// projections, and hence its codes, equal the CPU's bit for bit.
 #pragma once
 
 #include <algorithm>
@@ -21,6 +25,7 @@
 #include "amq/cuda/device_logic.hpp"
 #include "amq/feature_map.hpp"
 #include "amq/lsh_encoder.hpp"
+#include "amq/structured_projection.hpp"
 
 namespace amq::cuda {
 namespace detail {
@@ -41,9 +46,41 @@ __global__ void __launch_bounds__(Threads)
   }
 }
 
+/// The structured projection of one pixel's block b (one thread block per (pixel, block)):
+/// x padded to n in shared memory, three rounds of sign flips and Walsh–Hadamard stages, each
+/// output scaled into w_k · x. Same operations in the same order as
+/// StructuredProjection::project on the CPU.
+template <unsigned Threads>
+__global__ void __launch_bounds__(Threads)
+    structured_project_kernel(const float* features, std::size_t dim, std::size_t padded,
+                              std::size_t blocks, std::size_t hashes, const float* signs,
+                              const float* scales, float* projected) {
+  extern __shared__ float x[];
+  const std::size_t pixel = blockIdx.x / blocks;
+  const std::size_t block = blockIdx.x % blocks;
+  const float* in = features + pixel * dim;
+  for (std::size_t i = threadIdx.x; i < padded; i += Threads) x[i] = i < dim ? in[i] : 0.0f;
+  for (std::size_t round = 0; round < 3; ++round) {
+    const float* s = signs + (3 * block + round) * padded;
+    __syncthreads();
+    for (std::size_t i = threadIdx.x; i < padded; i += Threads) x[i] *= s[i];
+    for (std::size_t h = 1; h < padded; h *= 2) {
+      __syncthreads();
+      for (std::size_t t = threadIdx.x; t < padded / 2; t += Threads) {
+        walsh_hadamard_butterfly(x, t, h);
+      }
+    }
+  }
+  __syncthreads();
+  const std::size_t first = block * padded;
+  const std::size_t count = hashes - first < padded ? hashes - first : padded;
+  float* out = projected + pixel * hashes + first;
+  for (std::size_t k = threadIdx.x; k < count; k += Threads) out[k] = x[k] * scales[first + k];
+}
+
 }  // namespace detail
 
-/// amq::LshEncoder on a CUDA device, for the dense Gaussian projection. Bulk calls take device
+/// amq::LshEncoder on a CUDA device, for the dense Gaussian or the structured projection. Bulk calls take device
 /// pointers and have `_async` twins on a caller's stream; the plain calls take host matrices,
 /// wait, and throw amq::Error when a code is outside int32. The encoder owns a projection
 /// workspace and a status word: use one encoder per concurrent stream.
@@ -52,6 +89,10 @@ class LshEncoder {
   /// Pixels projected per cuBLAS call: a bounded workspace (P × G floats) for any batch.
   static constexpr std::size_t kChunkValues = std::size_t{1} << 26;
 
+  /// Largest padded dimension n of the structured projection: the n floats of a pixel's
+  /// transform live in shared memory (32 KiB, within every device's default 48 KiB).
+  static constexpr std::size_t kMaxStructuredPadded = 8192;
+
   /// Copies the projection (directions and offsets) of a host encoder to the current device.
   explicit LshEncoder(const amq::LshEncoder<DenseProjection>& host)
       : params_(checked(host.params())),
@@ -59,6 +100,22 @@ class LshEncoder {
         offsets_(host.offsets().size()) {
     directions_.copy_from_host(host.directions().data(), host.directions().size());
     offsets_.copy_from_host(host.offsets().data(), host.offsets().size());
+  }
+
+  /// Copies the structured projection (signs, row scales, offsets) of a host encoder.
+  explicit LshEncoder(const amq::LshEncoder<StructuredProjection>& host)
+      : params_(checked(host.params())),
+        offsets_(host.offsets().size()),
+        signs_(host.projection().signs().size()),
+        scales_(host.projection().scales().size()),
+        padded_(host.projection().padded_dim()),
+        blocks_(host.projection().blocks()) {
+    AMQ_EXPECTS(padded_ <= kMaxStructuredPadded,
+                "the CUDA structured projection needs D <= " << kMaxStructuredPadded
+                                                             << ", got D = " << params_.dim);
+    offsets_.copy_from_host(host.offsets().data(), host.offsets().size());
+    signs_.copy_from_host(host.projection().signs().data(), signs_.size());
+    scales_.copy_from_host(host.projection().scales().data(), scales_.size());
   }
 
   /// Generates the projection of `params` on the host (as amq::LshEncoder does) and copies it.
@@ -70,8 +127,8 @@ class LshEncoder {
   std::size_t dim() const { return params_.dim; }
   /// G, codes per feature vector.
   std::size_t hashes() const { return params_.hashes; }
-  /// The directions w_k in device memory, G × D row-major.
-  const float* directions() const { return directions_.data(); }
+  /// True for the structured projection, false for the dense one.
+  bool structured() const { return padded_ != 0; }
   /// The offsets b_k in device memory, G values.
   const float* offsets() const { return offsets_.data(); }
   /// The status word the encoder's kernels report to.
@@ -79,12 +136,20 @@ class LshEncoder {
   /// Largest number of pixels handled by one projection call.
   std::size_t chunk_pixels() const { return std::max<std::size_t>(1, kChunkValues / hashes()); }
 
-  /// projected (P × G, device) = features (P × D, device) · directionsᵀ, queued on `stream`.
-  /// `pixels` must be at most INT_MAX.
+  /// projected (P × G, device) = w_k · x for every row x of features (P × D, device), queued
+  /// on `stream`. `pixels` must be at most INT_MAX.
   void project_async(const float* features, std::size_t pixels, float* projected,
                      cudaStream_t stream) {
     AMQ_EXPECTS(pixels <= INT_MAX, "cuBLAS sizes must fit in int, got P = " << pixels);
     if (pixels == 0) return;
+    if (structured()) {
+      detail::structured_project_kernel<detail::kThreads>
+          <<<static_cast<unsigned>(pixels * blocks_), detail::kThreads, padded_ * sizeof(float),
+             stream>>>(features, dim(), padded_, blocks_, hashes(), signs_.data(), scales_.data(),
+                       projected);
+      AMQ_CUDA_CHECK_LAUNCH();
+      return;
+    }
     // Row-major Y = X·Wᵀ is column-major Yᵀ = W·Xᵀ: W is a column-major D × G matrix used
     // transposed, X a column-major D × P one.
     const float one = 1.0f, zero = 0.0f;
@@ -170,8 +235,12 @@ class LshEncoder {
   }
 
   LshParams params_;
-  DeviceBuffer<float> directions_;
+  DeviceBuffer<float> directions_;  // dense: G × D; empty for the structured projection
   DeviceBuffer<float> offsets_;
+  DeviceBuffer<float> signs_;   // structured: 3 · blocks · n sign flips
+  DeviceBuffer<float> scales_;  // structured: G row scales
+  std::size_t padded_ = 0;      // structured: n; 0 for the dense projection
+  std::size_t blocks_ = 0;      // structured: ⌈G / n⌉
   CublasHandle cublas_;
   DeviceBuffer<float> workspace_;
   DeviceStatus status_;
