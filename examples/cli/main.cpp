@@ -1,8 +1,10 @@
 // amq: train an AMQ anomaly detector on normal images, test it on an MVTec AD category, and
 // score single images. `amq --help` and docs/command-line.md describe the options.
 #include <algorithm>
+#include <cmath>
 #include <exception>
 #include <iostream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -16,6 +18,31 @@ namespace {
 
 using namespace amq::cli;
 
+/// Accepts a finite number x with low < x < high (low <= x when `low_closed`), so that a
+/// negative, zero, NaN or out-of-range value is refused while parsing, naming the value given.
+CLI::Validator finite_between(double low, double high, bool low_closed = false) {
+  std::ostringstream text_of_range;
+  text_of_range << (low_closed ? "[" : "(") << low << ", " << high << ")";
+  const std::string range = text_of_range.str();
+  return CLI::Validator(
+      [=](std::string& text) -> std::string {
+        double value = 0.0;
+        std::size_t used = 0;
+        try {
+          value = std::stod(text, &used);
+        } catch (const std::exception&) {
+          used = 0;
+        }
+        const bool inside = (low_closed ? value >= low : value > low) && value < high;
+        if (used == text.size() && used > 0 && std::isfinite(value) && inside) return {};
+        return "must be a finite number in " + range + ", got " + text;
+      },
+      "NUMBER in " + range);
+}
+
+/// Accepts a whole number of at least 1 (unsigned options would otherwise wrap "-5").
+const CLI::Validator at_least_one = finite_between(1.0, HUGE_VAL, true);
+
 /// The options of the features and of every method, shared by `train` and `compare`.
 void add_method_options(CLI::App* command, TrainOptions& o) {
   command->add_option("--backbone", o.backbone, "Feature source")
@@ -25,31 +52,40 @@ void add_method_options(CLI::App* command, TrainOptions& o) {
       ->add_option("--layers", o.layers, "Backbone layers to concatenate (default: the backbone's)")
       ->delimiter(',');
   command->add_option("--image-size", o.image_size, "Side of the network input")
+      ->check(at_least_one)
       ->capture_default_str();
   command->add_flag("--local-average", o.local_average,
                     "Average each layer over 3x3 neighbourhoods");
-  command->add_option("--hashes,-G", o.hashes, "Hash functions G")->capture_default_str();
+  command->add_option("--hashes,-G", o.hashes, "Hash functions G")
+      ->check(at_least_one)
+      ->capture_default_str();
   CLI::Option* relative =
       command
           ->add_option("--bucket-width", o.bucket_width,
                        "Bucket width in multiples of the projection spread of the features")
+          ->check(finite_between(0.0, HUGE_VAL))
           ->capture_default_str();
   command
       ->add_option("--absolute-bucket-width", o.absolute_bucket_width,
                    "Bucket width in feature units (replaces --bucket-width)")
+      ->check(finite_between(0.0, HUGE_VAL))
       ->excludes(relative);
   CLI::Option* bits = command
                           ->add_option("--filter-bits,-M", o.filter_bits,
                                        "Filter size M in bits; probes by the paper's eq. 5")
+                          ->check(at_least_one)
                           ->capture_default_str();
   command
       ->add_option("--target-fpr", o.target_fpr,
                    "Size the filter for this false-positive rate from the distinct keys")
+      ->check(finite_between(0.0, 1.0))
       ->excludes(bits);
-  command->add_option("--probes", o.probes, "Probe count B (default: by the sizing)");
+  command->add_option("--probes", o.probes, "Probe count B (default: by the sizing)")
+      ->check(at_least_one);
   command
       ->add_option("--codes-per-key,-K", o.codes_per_key,
                    "K codes per key (AND-concatenation, G/K keys per pixel); 1 = the paper")
+      ->check(at_least_one)
       ->capture_default_str();
   command->add_option("--projection", o.projection, "LSH projection")
       ->check(CLI::IsMember({"dense", "structured"}))
@@ -70,6 +106,7 @@ void add_method_options(CLI::App* command, TrainOptions& o) {
       ->add_option("--smooth-sigma", o.smooth_sigma,
                    "Gaussian smoothing of score maps, in feature-map pixels, before "
                    "bilinear upsampling (0: nearest neighbour, as the paper)")
+      ->check(finite_between(0.0, HUGE_VAL, true))
       ->capture_default_str();
   command
       ->add_option("--coreset", o.coreset,
@@ -114,6 +151,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   add_method_options(train_command, train);
   train_command->add_option("--batch-size", train.batch_size, "Images per forward pass")
+      ->check(at_least_one)
       ->capture_default_str();
   train_command->add_option("--out,-o", train.out,
                             "Model file to write (with --resume: default the resumed model)");
@@ -130,7 +168,8 @@ int main(int argc, char** argv) {
   test_command->add_option("--report", test.report, "Write the results as JSON");
   test_command->add_option("--heatmaps", test.heatmaps, "Write a heatmap per image here");
   test_command->add_option("--smooth-sigma", test.smooth_sigma,
-                           "Replace the model's score-map smoothing (see train)");
+                           "Replace the model's score-map smoothing (see train)")
+      ->check(finite_between(0.0, HUGE_VAL, true));
   test_command
       ->add_option("--device", test.device,
                    "Score on the CPU or (amq models, CUDA builds) on the GPU")
@@ -144,7 +183,8 @@ int main(int argc, char** argv) {
   score_command->add_option("--weights", score.weights, "Backbone weights (default: as trained)");
   score_command->add_option("--heatmaps", score.heatmaps, "Write a heatmap per image here");
   score_command->add_option("--smooth-sigma", score.smooth_sigma,
-                            "Replace the model's score-map smoothing (see train)");
+                            "Replace the model's score-map smoothing (see train)")
+      ->check(finite_between(0.0, HUGE_VAL, true));
   score_command
       ->add_option("--device", score.device,
                    "Score on the CPU or (amq models, CUDA builds) on the GPU")

@@ -21,6 +21,7 @@
 #include <iterator>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <opencv2/imgcodecs.hpp>
@@ -570,5 +571,32 @@ TEST_CASE("the amq program refuses bad input with status 1, a message and no out
                "exists and is not a folder");
   CHECK(!fs::exists(report));
   CHECK(fs::is_regular_file(dir / "heatmaps"));
+
+  // 39. Option values out of range, refused while the command line is parsed (CLI11's own
+  // status), naming the option and the value as typed: zero, negative, NaN, trailing text,
+  // and negative numbers for unsigned options, which would otherwise wrap.
+  for (const auto& [option, fragment] : std::vector<std::pair<std::string, std::string>>{
+           {"--target-fpr 0", "--target-fpr: must be a finite number in (0, 1), got 0"},
+           {"--target-fpr -0.5", "got -0.5"},
+           {"--target-fpr nan", "got nan"},
+           {"--target-fpr 1e-5x", "got 1e-5x"},
+           {"--smooth-sigma -1", "--smooth-sigma: must be a finite number in [0, inf)"},
+           {"--bucket-width -1", "--bucket-width: must be a finite number in (0, inf), got -1"},
+           {"--absolute-bucket-width inf", "got inf"},
+           {"-G -5", "--hashes: must be a finite number in [1, inf), got -5"},
+           {"-K 0", "--codes-per-key"},
+           {"-M 0", "--filter-bits"},
+           {"--batch-size 0", "--batch-size"}}) {
+    CAPTURE(option);
+    const Run run = run_amq(dir, train + " --data " + quoted(category) + " " + option);
+    CHECK(run.status != 0);
+    CHECK(run.err.find(fragment) != std::string::npos);
+    CHECK(!fs::exists(out));
+  }
+  const Run test_run = run_amq(dir, "test --model " + quoted(dir / "cut.amq") + " --data " +
+                                        quoted(category) + " --smooth-sigma nan");
+  CHECK(test_run.status != 0);
+  CHECK(test_run.err.find("--smooth-sigma: must be a finite number in [0, inf), got nan") !=
+        std::string::npos);
 }
 #endif

@@ -216,7 +216,8 @@ TEST_CASE("CUDA device") {
     MESSAGE("CUDA device " << device << ": " << properties.name << ", compute capability "
                            << properties.major << '.' << properties.minor);
   } else {
-    MESSAGE("no CUDA device (" << cudaGetErrorName(status) << ": " << cudaGetErrorString(status)
+    MESSAGE("no CUDA device (" << std::string(cudaGetErrorName(status)) << ": "
+                               << std::string(cudaGetErrorString(status))
                                << "): the test cases that need a GPU are skipped; only the "
                                   "error reporting of the CUDA backend is tested here");
   }

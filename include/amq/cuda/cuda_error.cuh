@@ -46,8 +46,12 @@ inline void expect_device(const char* what) {
   const cudaError_t status = cudaGetDeviceCount(&count);
   if (status != cudaSuccess) {
     (void)cudaGetLastError();
+    const bool no_driver = status == cudaErrorInsufficientDriver || status == cudaErrorNoDevice;
     AMQ_FAIL(what << " needs a CUDA device, but the runtime reports " << cudaGetErrorName(status)
-                  << " (" << cudaGetErrorString(status) << ')');
+                  << " (" << cudaGetErrorString(status) << ')'
+                  << (no_driver ? ": no usable NVIDIA GPU and driver on this machine, or a "
+                                  "driver older than this program's CUDA runtime"
+                                : ""));
   }
   AMQ_EXPECTS(count > 0, what << " needs a CUDA device, but none is present");
 }
