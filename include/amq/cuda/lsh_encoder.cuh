@@ -80,10 +80,10 @@ __global__ void __launch_bounds__(Threads)
 
 }  // namespace detail
 
-/// amq::LshEncoder on a CUDA device, for the dense Gaussian or the structured projection. Bulk calls take device
-/// pointers and have `_async` twins on a caller's stream; the plain calls take host matrices,
-/// wait, and throw amq::Error when a code is outside int32. The encoder owns a projection
-/// workspace and a status word: use one encoder per concurrent stream.
+/// amq::LshEncoder on a CUDA device, for the dense Gaussian or the structured projection. Bulk
+/// calls take device pointers and have `_async` twins on a caller's stream; the plain calls
+/// take host matrices, wait, and throw amq::Error when a code is outside int32. The encoder
+/// owns a projection workspace and a status word: use one encoder per concurrent stream.
 class LshEncoder {
  public:
   /// Pixels projected per cuBLAS call: a bounded workspace (P × G floats) for any batch.
