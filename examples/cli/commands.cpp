@@ -352,9 +352,9 @@ void run_score(const ScoreOptions& o) {
     const ScoredImage scored = score_image(detector, o.images[i], times);
     const bool anomalous = scored.image_score > detector.threshold;
     char line[64];
-    std::snprintf(line, sizeof line, "  %10.6f  %s", scored.image_score,
+    std::snprintf(line, sizeof line, "%10.6f  %-9s  ", scored.image_score,
                   anomalous ? "anomalous" : "normal");
-    lines.push_back(o.images[i].string() + line);
+    lines.push_back(line + o.images[i].string());
     if (!o.heatmaps.empty()) {
       // A running number keeps images of the same name from different folders apart.
       char prefix[32];
