@@ -1,6 +1,8 @@
 #include "methods.hpp"
 
 #include <cstdio>
+#include <type_traits>
+#include <utility>
 
 #include "amq/error.hpp"
 #include "resources.hpp"
@@ -77,17 +79,9 @@ AnyScorer make_method_scorer(const TrainOptions& o, std::size_t depth, float buc
     return AnyScorer(std::in_place_type<knn::KnnScorer>, knn_params(o));
   }
   const ScorerParams params = amq_params(o, depth, bucket_width);
-  AMQ_EXPECTS(o.filter == "classic" || o.filter == "split-block",
-              "unknown filter '" << o.filter << "' (expected classic or split-block)");
-  AMQ_EXPECTS(o.projection == "dense" || o.projection == "structured",
-              "unknown projection '" << o.projection << "' (expected dense or structured)");
-  const bool split_block = o.filter == "split-block";
-  if (o.projection == "structured") {
-    if (split_block) return AnyScorer(std::in_place_type<StructuredSplitBlockScorer>, params);
-    return AnyScorer(std::in_place_type<StructuredClassicScorer>, params);
-  }
-  if (split_block) return AnyScorer(std::in_place_type<SplitBlockScorer>, params);
-  return AnyScorer(std::in_place_type<ClassicScorer>, params);
+  return make_amq_scorer(o.filter, o.projection, "", [&](auto* tag) {
+    return AnyScorer(std::in_place_type<std::remove_pointer_t<decltype(tag)>>, params);
+  });
 }
 
 nlohmann::json method_json(const TrainOptions& o, float bucket_width, double spread) {

@@ -84,18 +84,10 @@ AnyScorer scorer_from_bytes(const std::vector<std::uint8_t>& bytes, const std::s
   }
   AMQ_EXPECTS(method == "amq", name << " names an unknown method '" << method
                                     << "' (expected amq, knn-flat, knn-hnsw or knn-ivfpq)");
-  AMQ_EXPECTS(filter == "classic" || filter == "split-block",
-              name << " names an unknown filter '" << filter << "'");
-  AMQ_EXPECTS(projection == "dense" || projection == "structured",
-              name << " names an unknown projection '" << projection << "'");
-  const bool split_block = filter == "split-block";
-  if (projection == "structured") {
-    if (split_block)
-      return StructuredSplitBlockScorer::from_bytes(bytes.data(), bytes.size(), name);
-    return StructuredClassicScorer::from_bytes(bytes.data(), bytes.size(), name);
-  }
-  if (split_block) return SplitBlockScorer::from_bytes(bytes.data(), bytes.size(), name);
-  return ClassicScorer::from_bytes(bytes.data(), bytes.size(), name);
+  return make_amq_scorer(filter, projection, name + " names an ", [&](auto* tag) -> AnyScorer {
+    using Scorer = std::remove_pointer_t<decltype(tag)>;
+    return Scorer::from_bytes(bytes.data(), bytes.size(), name);
+  });
 }
 
 MapShape scorer_shape(const AnyScorer& scorer) {

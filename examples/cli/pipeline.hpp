@@ -16,6 +16,7 @@
 #include <opencv2/core.hpp>
 
 #include "amq/amq_scorer.hpp"
+#include "amq/error.hpp"
 #include "feature_source.hpp"
 #include "heatmap.hpp"
 #include "knn/knn_scorer.hpp"
@@ -40,6 +41,26 @@ using StructuredSplitBlockScorer =
 /// kNN baseline (the memory bank in a Faiss index). `amq train --method` chooses.
 using AnyScorer = std::variant<ClassicScorer, SplitBlockScorer, StructuredClassicScorer,
                                StructuredSplitBlockScorer, knn::KnnScorer>;
+
+/// The AMQ scorer of a filter ("classic" or "split-block") and a projection ("dense" or
+/// "structured"): make(static_cast<Scorer*>(nullptr)) for that scorer type. `origin` prefixes the
+/// message of an unknown name (the model file it was read from, or nothing for an option).
+template <class Make>
+AnyScorer make_amq_scorer(const std::string& filter, const std::string& projection,
+                          const std::string& origin, Make make) {
+  AMQ_EXPECTS(filter == "classic" || filter == "split-block",
+              origin << "unknown filter '" << filter << "' (expected classic or split-block)");
+  AMQ_EXPECTS(projection == "dense" || projection == "structured",
+              origin << "unknown projection '" << projection
+                     << "' (expected dense or structured)");
+  const bool split_block = filter == "split-block";
+  if (projection == "structured") {
+    if (split_block) return make(static_cast<StructuredSplitBlockScorer*>(nullptr));
+    return make(static_cast<StructuredClassicScorer*>(nullptr));
+  }
+  if (split_block) return make(static_cast<SplitBlockScorer*>(nullptr));
+  return make(static_cast<ClassicScorer*>(nullptr));
+}
 
 /// The methods `amq train --method` knows: "amq", "knn-flat", "knn-hnsw", "knn-ivfpq".
 inline const char* const method_names[] = {"amq", "knn-flat", "knn-hnsw", "knn-ivfpq"};
